@@ -1,0 +1,262 @@
+"""build stage: cross-build the kernel image, DTBs and modules with ``make O=``.
+
+The environment is fixed for reproducibility (tuxmake ``build.py``
+``environment``): ``KBUILD_BUILD_TIMESTAMP``/``SOURCE_DATE_EPOCH`` come from
+the tree's HEAD commit, ``KBUILD_BUILD_USER``/``HOST``/``VERSION`` are
+constants.  ccache is used when installed.  Outputs are collected into
+``<workspace>/artifacts`` with ``manifest.json`` (inputs and sha256 of each
+output), written atomically.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from .errors import BuildError, CommandError, ToolMissingError
+from .kconfig import _compiler_package
+from .profile import Profile, file_sha256
+from .runner import Runner, require_tool
+from .workspace import Workspace, fingerprint, write_json_atomic
+
+BUILD_USER = "rprockit"
+BUILD_HOST = "rprockit"
+BUILD_VERSION = "1"
+
+
+@dataclass
+class BuildResult:
+    """Outcome of the build stage.
+
+    Attributes:
+        manifest: path of ``artifacts/manifest.json``.
+        data: its content.
+        skipped: True when inputs were unchanged and make did not run.
+        seconds: wall time of make (0 when skipped).
+    """
+
+    manifest: Path
+    data: dict = field(default_factory=dict)
+    skipped: bool = False
+    seconds: float = 0.0
+
+
+def commit_epoch(tree: Path) -> int:
+    """Committer time (Unix seconds) of the tree's HEAD commit."""
+    return int(git.Repo(tree).head.commit.committed_date)
+
+
+def make_env(tree: Path) -> dict[str, str]:
+    """Reproducibility environment for kbuild (Documentation/kbuild/reproducible-builds.rst)."""
+    epoch = commit_epoch(tree)
+    stamp = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(epoch))
+    return {
+        "KBUILD_BUILD_TIMESTAMP": stamp,
+        "SOURCE_DATE_EPOCH": str(epoch),
+        "KBUILD_BUILD_USER": BUILD_USER,
+        "KBUILD_BUILD_HOST": BUILD_HOST,
+        "KBUILD_BUILD_VERSION": BUILD_VERSION,
+        "LC_ALL": "C",
+        "TZ": "UTC",
+    }
+
+
+def check_cross_compiler(profile: Profile) -> str:
+    """Absolute path of ``<CROSS_COMPILE>gcc``.
+
+    Raises:
+        ToolMissingError: naming the Debian package that provides it.
+    """
+    cc = f"{profile.cross_compile}gcc"
+    try:
+        return require_tool(cc)
+    except ToolMissingError as e:
+        raise ToolMissingError(cc, _compiler_package(profile.cross_compile),
+                               f" (CROSS_COMPILE in {profile.file}, line "
+                               f"{profile.line_of('cross_compile')})") from e
+
+
+def toolchain_versions(profile: Profile) -> dict[str, str]:
+    """First ``--version`` line of the compiler, binutils, make and dtc, plus package versions."""
+    out = {}
+    for name, cmd in {
+        "gcc": [f"{profile.cross_compile}gcc", "--version"],
+        "binutils": [f"{profile.cross_compile}ld", "--version"],
+        "make": ["make", "--version"],
+        "dtc": ["dtc", "--version"],
+    }.items():
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            out[name] = (res.stdout.splitlines() or [""])[0]
+        except FileNotFoundError:
+            out[name] = "not installed"
+    pkg = _compiler_package(profile.cross_compile)
+    if pkg:
+        res = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg],
+                             capture_output=True, text=True, check=False)
+        out["package"] = f"{pkg} {res.stdout.strip()}"
+    return out
+
+
+def make_args(profile: Profile, ws: Workspace, jobs: int, use_ccache: bool = True) -> list[str]:
+    """The ``make`` argument list shared by the build and its reproduction recipe."""
+    args = ["make", "-C", str(ws.src), f"O={ws.out}", f"ARCH={profile.arch}",
+            f"CROSS_COMPILE={profile.cross_compile}", f"-j{jobs}"]
+    if use_ccache and shutil.which("ccache"):
+        args.append(f"CC=ccache {profile.cross_compile}gcc")
+    return args
+
+
+def _dtb_out(profile: Profile, ws: Workspace, dtb: str) -> Path:
+    return ws.out / "arch" / profile.arch / "boot" / "dts" / dtb
+
+
+def build_board_dtb(profile: Profile, ws: Workspace, dts: Path, runner: Runner) -> Path:
+    """Compile a board ``.dts`` from the repo against the tree's DT includes.
+
+    The same two steps as the kernel's ``cmd_dtc`` (scripts/Makefile.lib):
+    the C preprocessor with ``-nostdinc -undef -D__DTS__``, then the dtc that
+    the kernel build produced (``O=/scripts/dtc/dtc``).
+
+    Returns:
+        ``<out>/rprockit-dtbs/<name>.dtb``.
+    """
+    dts_dir = ws.src / "arch" / profile.arch / "boot" / "dts"
+    out_dir = ws.out / "rprockit-dtbs"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pre = out_dir / f"{dts.stem}.dts.tmp"
+    dtb = out_dir / f"{dts.stem}.dtb"
+    incs = ["-I", str(dts_dir), "-I", str(ws.src / "scripts/dtc/include-prefixes"),
+            "-I", str(dts.parent)]
+    runner.run(["gcc", "-E", "-nostdinc", *incs, "-undef", "-D__DTS__", "-x",
+                "assembler-with-cpp", "-P", "-o", pre, dts])
+    dtc = ws.out / "scripts/dtc/dtc"
+    runner.run([str(dtc) if dtc.exists() else "dtc", "-q", "-O", "dtb", "-b", "0", "-i",
+                str(dts.parent), "-i", str(dts_dir), "-o", dtb, pre],
+               hint=f"in board DT source {dts}")
+    return dtb
+
+
+def kernel_release(ws: Workspace) -> str:
+    return (ws.out / "include/config/kernel.release").read_text().strip()
+
+
+def _collect(profile: Profile, ws: Workspace, board_dtbs: list[Path],
+             extra: dict[str, Path]) -> dict:
+    art = ws.artifacts
+    staging = art.with_name("artifacts.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "dtbs").mkdir(parents=True)
+    (staging / "modules").mkdir()
+    outputs = {}
+
+    def put(src: Path, rel: str):
+        dst = staging / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        outputs[rel] = {"sha256": file_sha256(dst), "size": dst.stat().st_size}
+
+    put(ws.out / "arch" / profile.arch / "boot" / profile.image, profile.image)
+    for dtb in profile.dtbs:
+        put(_dtb_out(profile, ws, dtb), f"dtbs/{Path(dtb).name}")
+    for dtb in board_dtbs:
+        put(dtb, f"dtbs/{dtb.name}")
+    put(ws.out / ".config", "config")
+    put(ws.out / "Module.symvers", "Module.symvers")
+    if profile.modules:
+        for d in profile.modules.build_dirs:
+            for ko in sorted((ws.out / d).rglob("*.ko")):
+                put(ko, f"modules/{ko.name}")
+    for rel, src in extra.items():
+        put(src, rel)
+    shutil.rmtree(art, ignore_errors=True)
+    staging.rename(art)
+    return outputs
+
+
+def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None = None,
+          progress=lambda line: None, jobs: int | None = None, force: bool = False,
+          extra: dict[str, Path] | None = None, meta: dict | None = None) -> BuildResult:
+    """Run the build stage.
+
+    Args:
+        profile: the profile.
+        ws: its workspace; ``ws.out/.config`` must exist (configure stage).
+        inputs: upstream facts for the manifest and fingerprint (source commit,
+            patch report summary, config sha256).
+        runner: runs make, gcc and dtc.
+        progress: called with each line make prints.
+        jobs: parallel make jobs (default: the profile's, else CPU count).
+        force: build even when the fingerprint is unchanged.
+        extra: more files to collect, ``{artifact name: path}`` (the M-core firmware).
+        meta: facts copied into the manifest (module load order, firmware name).
+
+    Returns:
+        The manifest path and content.
+
+    Raises:
+        ToolMissingError: cross compiler, make, ccache-less dtc etc. missing.
+        BuildError: make failed; the message names the full log.
+    """
+    import os
+
+    runner = runner or Runner()
+    check_cross_compiler(profile)
+    require_tool("make")
+    for tool in ("bc", "bison", "flex"):
+        require_tool(tool, " (the kernel build needs it)")
+    jobs = jobs or profile.jobs or os.cpu_count() or 1
+    tools = toolchain_versions(profile)
+    extra = extra or {}
+    fp = fingerprint("build", inputs, meta, tools, profile.image, profile.dtbs,
+                     [file_sha256(d) for d in profile.board_dts],
+                     profile.modules.build_dirs if profile.modules else None,
+                     git.Repo(ws.src).head.commit.hexsha)
+    manifest = ws.artifacts / "manifest.json"
+    if not force and ws.up_to_date("build", fp) and manifest.is_file():
+        import json
+        return BuildResult(manifest, json.loads(manifest.read_text()), skipped=True)
+    env = make_env(ws.src)
+    targets = [profile.image, "modules", *profile.dtbs]
+    cmd = make_args(profile, ws, jobs) + targets
+    log = ws.logs / "build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    t0 = time.monotonic()
+    try:
+        runner.stream(cmd, log, env=env, progress=progress)
+        board = [build_board_dtb(profile, ws, d, runner) for d in profile.board_dts]
+    except CommandError as e:
+        raise BuildError(f"kernel build failed for profile {profile.name}; full log: {log}\n"
+                         f"{e}") from e
+    seconds = time.monotonic() - t0
+    outputs = _collect(profile, ws, board, extra)
+    release = kernel_release(ws)
+    data = {
+        "format": 1,
+        "profile": profile.name,
+        "kernel_release": release,
+        "arch": profile.arch,
+        "cross_compile": profile.cross_compile,
+        **(meta or {}),
+        "inputs": {**inputs, "toolchain": tools, "environment": env},
+        "outputs": outputs,
+        "reproduce": [" ".join(f"{k}='{v}'" for k, v in env.items()) + " "
+                      + " ".join(make_args(profile, ws, jobs, use_ccache=False) + targets)],
+    }
+    data["id"] = fingerprint(data["inputs"], outputs)[:16]
+    write_json_atomic(manifest, data)
+    ws.save_state("build", fp, manifest_id=data["id"])
+    return BuildResult(manifest, data, skipped=False, seconds=seconds)
+
+
+def vermagic(ko: Path) -> str:
+    """``vermagic`` of a module, read with ``modinfo -F vermagic`` (kmod)."""
+    out = Runner().run(["modinfo", "-F", "vermagic", str(ko)]).stdout.strip()
+    return re.sub(r"\s+", " ", out)

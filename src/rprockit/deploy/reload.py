@@ -1,0 +1,338 @@
+"""Reload the RPMsg/remoteproc stack and the firmware without rebooting.
+
+Order (the module set's ``load_order``; unload is the reverse):
+
+1. stop each remote processor that is ``running``; one that is ``attached`` (started
+   by the boot loader) is detached, or stopped when its driver has no detach op
+   (``rproc_detach()`` in drivers/remoteproc/remoteproc_core.c returns -EINVAL then;
+   imx_rproc in 6.1 has none);
+2. ``rmmod`` the loaded modules of the set in reverse load order;
+3. ``modprobe`` them in load order (``insmod <installed path>`` when modprobe or
+   depmod is missing or the modules are outside ``/lib/modules/<release>``);
+4. write the firmware name to ``/sys/class/remoteproc/<rproc>/firmware`` (only
+   accepted in state ``offline``: ``rproc_set_firmware()`` returns -EBUSY otherwise,
+   so a processor that came up ``running``/``attached`` is stopped first) and
+   ``start`` to ``state`` (drivers/remoteproc/remoteproc_sysfs.c ``state_store()``);
+5. check that ``state`` reads ``running``.
+
+A module built into the kernel cannot be unloaded: it shows as ``/sys/module/<name>``
+without ``initstate`` (kernel/params.c ``param_sysfs_builtin()`` and
+``version_sysfs_builtin()`` create that directory for built-ins with parameters or a
+version; ``initstate`` is a ``modinfo_attrs`` entry of kernel/module/main.c, added
+only for loadable modules), or it is listed in ``/lib/modules/<release>/modules.builtin``.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .artifacts import normalize
+from .errors import ReloadImpossibleError, RemoteCommandError
+from .remote import ECHO_SCRIPT, RemoteShell, read_text, sh
+
+RPROC_SCRIPT = r"""
+for d in "$1"/class/remoteproc/*; do
+  [ -d "$d" ] || continue
+  printf '%s|%s|%s|%s\n' "${d##*/}" "$(cat "$d/name" 2>/dev/null)" \
+    "$(cat "$d/state" 2>/dev/null)" "$(cat "$d/firmware" 2>/dev/null)"
+done
+exit 0
+"""
+
+MODULES_SCRIPT = r"""
+root=$1; shift
+for m; do
+  d=$root/module/$m
+  if [ -d "$d" ]; then
+    if [ -e "$d/initstate" ]; then echo "$m loaded"; else echo "$m builtin"; fi
+  else
+    echo "$m absent"
+  fi
+done
+"""
+
+
+
+def default_fw_dirs(release: str) -> tuple[str, ...]:
+    """The kernel's built-in firmware search path (drivers/base/firmware_loader/main.c
+    ``fw_path[]``), for a kernel whose ``UTS_RELEASE`` is ``release``."""
+    return (f"/lib/firmware/updates/{release}", "/lib/firmware/updates",
+            f"/lib/firmware/{release}", "/lib/firmware")
+
+
+class ModuleState(enum.Enum):
+    """How a module is present in the running kernel."""
+
+    LOADED = "loaded"
+    BUILTIN = "builtin"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class RprocInfo:
+    """One ``/sys/class/remoteproc/<instance>``: ``name``, ``state``, ``firmware``."""
+
+    instance: str
+    name: str
+    state: str
+    firmware: str = ""
+
+
+@dataclass(frozen=True)
+class ReloadStep:
+    """One step of a reload.
+
+    Attributes:
+        action: ``rproc-stop``, ``rproc-detach``, ``rmmod``, ``modprobe``, ``insmod``,
+            ``fw-path``, ``rproc-firmware``, ``rproc-start`` or ``rproc-check``.
+        arg: module name, module path, or remote processor (instance or name; ``""``
+            means the only one present).
+        value: firmware name, search path or expected state.
+    """
+
+    action: str
+    arg: str
+    value: str = ""
+
+    def describe(self) -> str:
+        """The step as a person would type it on the target."""
+        rp = f"/sys/class/remoteproc/{self.arg or '<rproc>'}"
+        return {
+            "rproc-stop": f"echo stop > {rp}/state",
+            "rproc-detach": f"echo detach > {rp}/state",
+            "rmmod": f"rmmod {self.arg}",
+            "modprobe": f"modprobe {self.arg}",
+            "insmod": f"insmod {self.arg}",
+            "fw-path": f"echo {self.value} > /sys/module/firmware_class/parameters/path",
+            "rproc-firmware": f"echo {self.value} > {rp}/firmware",
+            "rproc-start": f"echo start > {rp}/state",
+            "rproc-check": f"cat {rp}/state  # expect {self.value}",
+        }[self.action]
+
+
+def classify_modules(names: Sequence[str], sysfs_states: Mapping[str, str],
+                     modules_builtin: str | None) -> dict[str, ModuleState]:
+    """Decide for each module whether it is loaded, built in or absent.
+
+    Args:
+        names: module names (normalised).
+        sysfs_states: ``{name: "loaded" | "builtin" | "absent"}`` from /sys/module.
+        modules_builtin: text of ``modules.builtin`` (one ``kernel/.../x.ko`` per
+            line), or None when the target has none.
+
+    Returns:
+        ``{name: ModuleState}``.
+    """
+    builtin = {normalize(line.strip().rsplit("/", 1)[-1].removesuffix(".ko"))
+               for line in (modules_builtin or "").splitlines() if line.strip()}
+    out = {}
+    for n in names:
+        state = sysfs_states.get(n, "absent")
+        if state == "builtin" or (state == "absent" and n in builtin):
+            out[n] = ModuleState.BUILTIN
+        else:
+            out[n] = ModuleState(state)
+    return out
+
+
+def plan_reload(order: Sequence[str], shipped: Mapping[str, str],
+                states: Mapping[str, ModuleState], rprocs: Sequence[RprocInfo], *,
+                selector: str | None, firmware: str | None, use_modprobe: bool,
+                fw_dir: str | None = None) -> list[ReloadStep]:
+    """Plan the reload steps (pure: no I/O).
+
+    Args:
+        order: module names in load order.
+        shipped: ``{module name: installed path on the target}`` for modules deployed.
+        states: each module's state in the running kernel.
+        rprocs: remote processors present now.
+        selector: the remote processor to restart (instance or name), or None for
+            all present now (and the only one after the reload).
+        firmware: firmware file name to boot, or None to restart without changing it.
+        use_modprobe: load with modprobe (else insmod the installed path).
+        fw_dir: the firmware directory when it is not on the kernel's default
+            search path (:func:`default_fw_dirs`); then ``firmware_class.path`` is set.
+
+    Returns:
+        The steps, in order.
+
+    Raises:
+        ReloadImpossibleError: a shipped module is built into the running kernel, or
+            a module cannot be loaded back.
+    """
+    builtin_shipped = [m for m in order if m in shipped and states.get(m) == ModuleState.BUILTIN]
+    if builtin_shipped:
+        raise ReloadImpossibleError(_builtin_message(builtin_shipped))
+    steps: list[ReloadStep] = []
+    chosen = [r for r in rprocs if selector in (None, r.instance, r.name)]
+    for r in chosen:
+        if r.state == "running":
+            steps.append(ReloadStep("rproc-stop", r.instance))
+        elif r.state == "attached":
+            steps.append(ReloadStep("rproc-detach", r.instance))
+    for m in reversed(order):
+        if states.get(m) == ModuleState.LOADED:
+            if m not in shipped and not use_modprobe:
+                raise ReloadImpossibleError(
+                    f"module {m} is loaded and must be unloaded for the reload, but it is "
+                    "not part of the deployed set and the target has no modprobe to load "
+                    "it back; install kmod on the target or ship the module")
+            steps.append(ReloadStep("rmmod", m))
+    for m in order:
+        if states.get(m) == ModuleState.BUILTIN:
+            continue
+        if m in shipped:
+            steps.append(ReloadStep("modprobe", m) if use_modprobe
+                         else ReloadStep("insmod", shipped[m]))
+        elif states.get(m) == ModuleState.LOADED:
+            steps.append(ReloadStep("modprobe", m))
+    if fw_dir:
+        steps.append(ReloadStep("fw-path", "", fw_dir))
+    target = selector or (chosen[0].name if len(chosen) == 1 and chosen[0].name else "")
+    if firmware:
+        steps.append(ReloadStep("rproc-firmware", target, firmware))
+    if firmware or any(r.state in ("running", "attached") for r in chosen):
+        steps += [ReloadStep("rproc-start", target), ReloadStep("rproc-check", target, "running")]
+    return steps
+
+
+def _builtin_message(mods: Sequence[str]) -> str:
+    return (f"cannot reload: {', '.join(mods)} {'is' if len(mods) == 1 else 'are'} built into "
+            "the target's kernel (/sys/module/<name> without initstate, or listed in "
+            "modules.builtin), and built-in modules cannot be unloaded. Vendor kernels "
+            "build imx_rpmsg as bool (built-in only); the loadable-imx_rpmsg fix (Kconfig "
+            "tristate) in rprockit's patch series makes it a module, which is what makes "
+            "a reload without reboot possible. Boot a kernel built with that fix, or "
+            "deploy without reload and reboot the target. Nothing was changed.")
+
+
+def inspect(remote: RemoteShell, sysfs: str, modules_builtin_path: str,
+            names: Sequence[str]) -> tuple[dict[str, ModuleState], list[RprocInfo]]:
+    """Read module states and remote processors from the target's sysfs."""
+    out = remote.run(sh(MODULES_SCRIPT, sysfs, *names)).stdout if names else ""
+    raw = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    states = classify_modules(names, raw, read_text(remote, modules_builtin_path))
+    return states, list_rprocs(remote, sysfs)
+
+
+def list_rprocs(remote: RemoteShell, sysfs: str) -> list[RprocInfo]:
+    """Remote processors under ``<sysfs>/class/remoteproc``."""
+    out = remote.run(sh(RPROC_SCRIPT, sysfs)).stdout
+    return [RprocInfo(*(line.split("|", 3) + ["", "", ""])[:4])
+            for line in out.splitlines() if line.strip()]
+
+
+class StepFailed(Exception):
+    """A reload step failed (internal; turned into ReloadError by the caller)."""
+
+    def __init__(self, step: ReloadStep, cause: str):
+        self.step = step
+        self.cause = cause
+        super().__init__(f"{step.describe()}: {cause}")
+
+
+class Executor:
+    """Runs reload steps on the target.
+
+    Args:
+        remote: the connection.
+        sysfs: sysfs mount point on the target (under the root prefix).
+        tool_paths: tool name -> path on the target.
+        root_prefix: passed to ``modprobe -d`` when set.
+        settle: seconds to wait for a remote processor to appear or reach a state.
+    """
+
+    def __init__(self, remote: RemoteShell, sysfs: str, tool_paths: Mapping[str, str],
+                 root_prefix: str = "", settle: float = 5.0):
+        self.remote = remote
+        self.sysfs = sysfs
+        self.tools = tool_paths
+        self.root_prefix = root_prefix
+        self.settle = settle
+
+    def run(self, steps: Sequence[ReloadStep]) -> list[str]:
+        """Execute ``steps`` in order; return the log of what was done.
+
+        Raises:
+            StepFailed: naming the step and the target's error.
+        """
+        done = []
+        for step in steps:
+            try:
+                getattr(self, "_" + step.action.replace("-", "_"))(step)
+            except RemoteCommandError as e:
+                raise StepFailed(step, e.output.strip() or str(e)) from e
+            done.append(step.describe())
+        return done
+
+    def _echo(self, value: str, path: str) -> None:
+        self.remote.run(sh(ECHO_SCRIPT, value, path))
+
+    def _state_path(self, instance: str) -> str:
+        return f"{self.sysfs}/class/remoteproc/{instance}/state"
+
+    def _resolve(self, step: ReloadStep) -> RprocInfo:
+        end = time.monotonic() + self.settle
+        while True:
+            rprocs = list_rprocs(self.remote, self.sysfs)
+            match = [r for r in rprocs if step.arg in (r.instance, r.name)] if step.arg \
+                else rprocs
+            if len(match) == 1:
+                return match[0]
+            if len(match) > 1:
+                raise StepFailed(step, "several remote processors match "
+                                 f"({', '.join(r.instance for r in match)}); set "
+                                 "'remoteproc' in the target's options.rprockit")
+            if time.monotonic() > end:
+                raise StepFailed(step, f"no remote processor {step.arg or ''} appeared under "
+                                 f"{self.sysfs}/class/remoteproc within {self.settle} s")
+            time.sleep(0.2)
+
+    def _rproc_stop(self, step: ReloadStep) -> None:
+        self._echo("stop", self._state_path(step.arg))
+
+    def _rproc_detach(self, step: ReloadStep) -> None:
+        res = self.remote.run(sh(ECHO_SCRIPT, "detach", self._state_path(step.arg)),
+                              check=False)
+        if res.returncode != 0:
+            self._echo("stop", self._state_path(step.arg))
+
+    def _rmmod(self, step: ReloadStep) -> None:
+        self.remote.run([self.tools.get("rmmod", "rmmod"), step.arg])
+
+    def _modprobe(self, step: ReloadStep) -> None:
+        argv = [self.tools.get("modprobe", "modprobe")]
+        if self.root_prefix:
+            argv += ["-d", self.root_prefix]
+        self.remote.run([*argv, step.arg])
+
+    def _insmod(self, step: ReloadStep) -> None:
+        self.remote.run([self.tools.get("insmod", "insmod"), step.arg])
+
+    def _fw_path(self, step: ReloadStep) -> None:
+        self._echo(step.value, f"{self.sysfs}/module/firmware_class/parameters/path")
+
+    def _rproc_firmware(self, step: ReloadStep) -> None:
+        r = self._resolve(step)
+        if r.state in ("running", "attached"):
+            self._echo("stop", self._state_path(r.instance))
+        self._echo(step.value, f"{self.sysfs}/class/remoteproc/{r.instance}/firmware")
+
+    def _rproc_start(self, step: ReloadStep) -> None:
+        r = self._resolve(step)
+        if r.state not in ("running", "attached"):
+            self._echo("start", self._state_path(r.instance))
+
+    def _rproc_check(self, step: ReloadStep) -> None:
+        end = time.monotonic() + self.settle
+        while True:
+            r = self._resolve(step)
+            if r.state == step.value:
+                return
+            if time.monotonic() > end:
+                raise StepFailed(step, f"{r.instance} state is '{r.state}', expected "
+                                 f"'{step.value}' after {self.settle} s")
+            time.sleep(0.2)

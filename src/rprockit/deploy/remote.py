@@ -1,0 +1,159 @@
+"""Small, portable queries on the target (POSIX sh + busybox applets only).
+
+Every script here is a constant; paths and names reach it as positional arguments
+(``sh -c SCRIPT sh ARG...``), each quoted by the transport, so nothing from a file
+name or a setting is ever parsed as shell syntax.  Only ``sh``, ``df -k -P``,
+``cat``, ``mkdir -p``, ``mv``, ``ln``, ``cp``, ``rm`` and ``sha256sum`` are assumed,
+which busybox provides; ``stat`` is avoided because its options differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from .transport import RemoteResult, UploadProgress
+
+
+class RemoteShell(Protocol):
+    """What deploy needs from a connection (implemented by :class:`SSHTransport`)."""
+
+    where: str
+
+    def connect(self) -> object: ...
+
+    def run(self, argv: Sequence[str], *, check: bool = True, input: bytes | None = None,
+            timeout: float | None = 120.0, hint: str = "") -> RemoteResult: ...
+
+    def upload(self, local, remote: str, progress: UploadProgress | None = None,
+               timeout: float = 300.0) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def sh(script: str, *args: str) -> list[str]:
+    """argv running a constant ``script`` with ``args`` as ``$1``...: never interpolated."""
+    return ["sh", "-c", script, "sh", *map(str, args)]
+
+
+TOOLS_SCRIPT = r"""
+for t; do
+  p=$(command -v "$t" 2>/dev/null) || p=
+  if [ -z "$p" ]; then
+    for d in /sbin /usr/sbin /bin /usr/bin; do
+      if [ -x "$d/$t" ]; then p=$d/$t; break; fi
+    done
+  fi
+  if [ -n "$p" ]; then echo "$t=$p"; fi
+done
+exit 0
+"""
+
+DF_SCRIPT = r"""
+d=$1
+while [ ! -d "$d" ]; do d=${d%/*}; [ -n "$d" ] || d=/; done
+echo "$d"
+df -k -P "$d" 2>/dev/null || df -k "$d"
+"""
+
+PROBE_SCRIPT = r"""
+d=$1
+while [ ! -d "$d" ]; do d=${d%/*}; [ -n "$d" ] || d=/; done
+f=$d/.rprockit-probe.$$
+if : > "$f"; then rm -f "$f"; echo "$d"; else exit 1; fi
+"""
+
+WRITE_SCRIPT = 'cat > "$1"'
+
+#: Write $1 (plus newline) into the file $2: sysfs attributes.
+ECHO_SCRIPT = 'printf "%s\\n" "$1" > "$2"'
+
+
+def tools(remote: RemoteShell, names: Sequence[str]) -> dict[str, str]:
+    """Map each available tool in ``names`` to its path on the target."""
+    out = remote.run(sh(TOOLS_SCRIPT, *names)).stdout
+    found = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return {k: v for k, v in found.items() if k in names}
+
+
+@dataclass(frozen=True)
+class DiskFree:
+    """``df`` for a directory (or its nearest existing parent).
+
+    Attributes:
+        directory: the directory asked about.
+        existing: the nearest existing directory that df was run on.
+        available_kib: free KiB for unprivileged writers (df "Available").
+        mount: the mount point holding it.
+    """
+
+    directory: str
+    existing: str
+    available_kib: int
+    mount: str
+
+
+def disk_free(remote: RemoteShell, directory: str) -> DiskFree:
+    """Free space on the filesystem that holds ``directory`` (``df -k -P``).
+
+    Raises:
+        RemoteCommandError: df failed.
+        ValueError: df's output could not be parsed (message quotes it).
+    """
+    out = remote.run(sh(DF_SCRIPT, directory)).stdout.splitlines()
+    existing = out[0].strip() if out else directory
+    return DiskFree(directory, existing, *parse_df(out[1:]))
+
+
+def parse_df(lines: Sequence[str]) -> tuple[int, str]:
+    """``(available KiB, mount point)`` from ``df -k [-P]`` output for one filesystem.
+
+    Handles busybox/GNU output where a long device name wraps the data onto a
+    second line: the data is the words after the header line.
+    """
+    body = [ln for ln in lines if ln.strip()]
+    words = " ".join(body[1:]).split()
+    if len(words) < 6 or not words[3].isdigit():
+        raise ValueError("cannot parse df output:\n" + "\n".join(lines))
+    return int(words[3]), " ".join(words[5:])
+
+
+def probe_writable(remote: RemoteShell, directory: str) -> str | None:
+    """Try to create and remove a file in ``directory`` (or its nearest parent).
+
+    Returns:
+        None when writable, else the target's error text (e.g. "Read-only file
+        system", "Permission denied").
+    """
+    res = remote.run(sh(PROBE_SCRIPT, directory), check=False)
+    return None if res.returncode == 0 else (res.stderr.strip() or f"exit {res.returncode}")
+
+
+def read_text(remote: RemoteShell, path: str) -> str | None:
+    """Contents of a file on the target, or None when it cannot be read."""
+    res = remote.run(["cat", path], check=False)
+    return res.stdout if res.returncode == 0 else None
+
+
+def write_text(remote: RemoteShell, path: str, text: str) -> None:
+    """Write ``text`` to ``path`` on the target (through ``cat``)."""
+    remote.run(sh(WRITE_SCRIPT, path), input=text.encode())
+
+
+def sha256sums(remote: RemoteShell, paths: Sequence[str]) -> dict[str, str]:
+    """Run ``sha256sum`` on the target: ``{path: hex digest}``."""
+    if not paths:
+        return {}
+    out = remote.run(["sha256sum", *paths]).stdout
+    sums = {}
+    for line in out.splitlines():
+        digest, _, name = line.partition(" ")
+        sums[name.lstrip(" *")] = digest
+    return sums
+
+
+def parent(path: str) -> str:
+    """Parent directory of a target path."""
+    return str(PurePosixPath(path).parent)

@@ -1,0 +1,198 @@
+"""Profiles: one YAML file describes one kernel build and its target.
+
+A profile names the kernel source, ARCH/CROSS_COMPILE, the base config and
+config fragments, the patch series, the module set, the board DTBs, the
+M-core test firmware and the target (a labgrid environment file; the same
+file serves deploy and verify).  Relative paths are resolved against the
+directory of the file that names them.  See ``src/rprockit/schemas/profile.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import ProfileError
+from .yamlfile import load_validated
+
+#: Where the shipped profiles live, relative to the project root.
+PROFILE_DIR = "kernel_configs/profiles"
+DEFAULT_PROFILE = "imx7d-mainline-6.1"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Kernel source: exactly one of ``debian_package``, ``git_url`` or ``path``."""
+
+    debian_package: str | None = None
+    git_url: str | None = None
+    git_ref: str | None = None
+    shallow: bool = True
+    path: Path | None = None
+    family: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.debian_package:
+            return "debian"
+        return "git" if self.git_url else "path"
+
+
+@dataclass(frozen=True)
+class ModuleSet:
+    """Which modules the pipeline builds, deploys and loads.
+
+    Attributes:
+        file: the module-set YAML.
+        build_dirs: kernel directories holding the modules (e.g. ``drivers/remoteproc``).
+        load_order: module names (without ``.ko``); unload is the reverse.
+        rproc_driver: the remoteproc driver module (default ``imx_rproc``).
+    """
+
+    file: Path
+    build_dirs: tuple[str, ...]
+    load_order: tuple[str, ...]
+    rproc_driver: str = "imx_rproc"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated, immutable profile.  Paths are absolute."""
+
+    file: Path
+    name: str
+    source: Source
+    arch: str
+    cross_compile: str
+    config_base: str
+    fragments: tuple[Path, ...]
+    patches: tuple[Path, ...]
+    modules: ModuleSet | None
+    image: str
+    dtbs: tuple[str, ...]
+    board_dts: tuple[Path, ...]
+    firmware_src: Path | None
+    firmware_soc: str | None
+    firmware_name: str
+    target: Path | None
+    verify_cycles: int = 3
+    boot: bool = True
+    jobs: int | None = None
+    description: str = ""
+    lines: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def fingerprint_data(self) -> dict:
+        """Plain JSON-able view (for fingerprints and manifests)."""
+        d = asdict(self)
+        d.pop("lines")
+        return json.loads(json.dumps(d, default=str))
+
+    def line_of(self, *keypath) -> int | None:
+        return self.lines.get(tuple(keypath))
+
+
+def _resolve(base: Path, p: str) -> Path:
+    return (base / Path(p).expanduser()).resolve()
+
+
+def load_modules(path: Path) -> ModuleSet:
+    """Load and validate a module-set file (``src/rprockit/schemas/modules.json``).
+
+    Raises:
+        ProfileError: with file, key and line of each problem.
+    """
+    data, _ = load_validated(path, "modules")
+    return ModuleSet(Path(path).resolve(), tuple(data["build_dirs"]), tuple(data["load_order"]),
+                     data.get("rproc_driver", "imx_rproc"))
+
+
+def find_profile(name_or_path: str, root: Path) -> Path:
+    """Map a profile name (``imx7d-mainline-6.1``) or a path to a file.
+
+    Raises:
+        ProfileError: neither exists; lists the shipped profiles.
+    """
+    p = Path(name_or_path).expanduser()
+    if p.is_file():
+        return p.resolve()
+    cand = root / PROFILE_DIR / f"{name_or_path}.yaml"
+    if cand.is_file():
+        return cand.resolve()
+    known = sorted(x.stem for x in (root / PROFILE_DIR).glob("*.yaml")
+                   if not x.name.endswith(".lock.yaml"))
+    raise ProfileError(str(name_or_path), [("", None, ("no such profile file or name; shipped "
+                                            f"profiles: {', '.join(known) or 'none'}"))])
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Load, validate and resolve a profile.
+
+    Args:
+        path: the profile YAML.
+
+    Returns:
+        The profile with absolute paths.
+
+    Raises:
+        ProfileError: every schema problem and every missing referenced file, each with
+            its key path and line.
+    """
+    path = Path(path).resolve()
+    data, lines = load_validated(path, "profile")
+    base = path.parent
+    problems: list[tuple[str, int | None, str]] = []
+
+    def existing(key: tuple, value: str, kind: str = "file") -> Path:
+        p = _resolve(base, value)
+        ok = p.is_file() if kind == "file" else p.is_dir()
+        if not ok:
+            problems.append((".".join(map(str, key)), lines.get(key) or lines.get(key[:-1]),
+                             f"{kind} {value} not found (resolved to {p})"))
+        return p
+
+    src = data["source"]
+    git = src.get("git") or {}
+    source = Source(
+        debian_package=src.get("debian_package"),
+        git_url=git.get("url"), git_ref=git.get("ref"), shallow=git.get("shallow", True),
+        path=_resolve(base, src["path"]) if "path" in src else None,
+        family=src.get("family"),
+    )
+    frags = tuple(existing(("config", "fragments", i), f)
+                  for i, f in enumerate(data["config"].get("fragments", [])))
+    patches = tuple(existing(("patches", i), s, "directory")
+                    for i, s in enumerate(data.get("patches", [])))
+    modules = None
+    if "modules" in data:
+        mpath = existing(("modules",), data["modules"])
+        if mpath.is_file():
+            modules = load_modules(mpath)
+    build = data["build"]
+    board_dts = tuple(existing(("build", "board_dts", i), d)
+                      for i, d in enumerate(build.get("board_dts", [])))
+    fw = data.get("firmware") or {}
+    fw_src = existing(("firmware", "source"), fw["source"], "directory") if fw else None
+    target = existing(("target",), data["target"]) if "target" in data else None
+    if problems:
+        raise ProfileError(str(path), problems)
+    verify = data.get("verify", {})
+    return Profile(
+        file=path, name=data["name"], source=source, arch=data["arch"],
+        cross_compile=data["cross_compile"], config_base=data["config"]["base"],
+        fragments=frags, patches=patches, modules=modules, image=build["image"],
+        dtbs=tuple(build.get("dtbs", [])), board_dts=board_dts, firmware_src=fw_src,
+        firmware_soc=fw.get("soc"), firmware_name=fw.get("name", "rproc-test.elf"),
+        target=target, verify_cycles=verify.get("cycles", 3), boot=verify.get("boot", True),
+        jobs=build.get("jobs"), description=data.get("description", ""), lines=lines,
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,385 @@
+"""Load a target description: a labgrid environment file or ``user@host[:port]``.
+
+A target is described once, in labgrid's environment format, for both deploy and
+verify::
+
+    targets:
+      main:
+        resources:
+          NetworkService: {address: 192.0.2.10, username: root, port: 22}
+        drivers:
+          SSHDriver: {keyfile: keys/board_ed25519}
+        options:
+          rprockit:                      # rprockit's own settings (all optional)
+            modules_dir: /lib/modules/{release}/updates
+            firmware_dir: /lib/firmware
+            staging_dir: /lib/.rprockit
+            sudo: false
+
+Where rprockit's settings live: labgrid 26 (``labgrid/config.py`` ``Config``) does not
+validate top-level keys, but it defines a per-target ``options`` mapping read with
+``Config.get_target_option(target, name)``.  rprockit keeps its settings under the
+single option ``rprockit`` of the target, so the file stays a valid labgrid
+environment that labgrid's pytest plugin loads unchanged, and rprockit never relies
+on labgrid ignoring unknown keys.
+
+The kind of target follows from the drivers: ``QEMUDriver`` means ``qemu``;
+``SSHDriver`` or a ``NetworkService`` resource means ``ssh``; a ``ShellDriver`` over
+a serial port means ``serial``.  A ``qemu`` target that also has a
+``NetworkService`` (e.g. a host port forwarded to the guest's sshd/dropbear) can be
+deployed to over SSH.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ProfileError
+
+log = logging.getLogger("rprockit.target")
+
+TargetKind = Literal["qemu", "ssh", "serial"]
+
+#: Placeholders in directory settings replaced by the target's ``uname -r``.
+RELEASE_PLACEHOLDERS = ("{release}", "$(uname -r)")
+
+_SPEC_RE = re.compile(
+    r"^(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)"
+    r"(?::(?P<port>[0-9]{1,5}))?$"
+)
+
+
+@dataclass(frozen=True)
+class SSHParams:
+    """How to reach the target over SSH.
+
+    Attributes:
+        host: address or name (an ``~/.ssh/config`` ``Host`` alias works).
+        port: TCP port, or None for the ssh config's or 22.
+        user: login name, or None for the ssh config's or the local user.
+        key_file: private key file on this host, or None (agent and ssh config keys).
+        password: from labgrid's ``NetworkService.password``; never printed.
+    """
+
+    host: str
+    port: int | None = None
+    user: str | None = None
+    key_file: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"{user}{self.host}{port}"
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """rprockit's settings for one target (``targets.<role>.options.rprockit``).
+
+    Attributes:
+        modules_dir: where modules go; ``{release}`` / ``$(uname -r)`` become the
+            target's ``uname -r``. Default ``/lib/modules/{release}/updates``
+            (searched by modprobe before ``kernel/``, see depmod.d(5) ``search``).
+        firmware_dir: where firmware goes. Default ``/lib/firmware``, the last entry
+            of the kernel's firmware search path (drivers/base/firmware_loader/main.c
+            ``fw_path[]``).
+        staging_dir: rprockit's own directory on the target: ``new/`` (upload
+            staging), ``backup/`` (the previous set) and ``deploy.json``. It must be
+            on the same filesystem as modules_dir and firmware_dir so that the switch
+            is a set of rename(2) calls. Default ``/lib/.rprockit``.
+        sudo: prefix every remote command with ``sudo -n --``.
+        root_prefix: a directory on the target standing in for ``/``: prepended to
+            every directory above and to sysfs_root (tests point it at a temporary
+            directory). Default ``""``.
+        sysfs_root: where sysfs is mounted. Default ``/sys``.
+        known_hosts: known_hosts file on this host to verify the host key against,
+            or None for the ssh config's ``UserKnownHostsFile`` or ``~/.ssh/known_hosts``.
+        remoteproc: the remote processor to reload: an instance (``remoteproc0``) or
+            its ``name`` attribute (``imx-rproc``); None means the only one present.
+        connect_timeout: seconds for the TCP connect and SSH handshake.
+    """
+
+    modules_dir: str = "/lib/modules/{release}/updates"
+    firmware_dir: str = "/lib/firmware"
+    staging_dir: str = "/lib/.rprockit"
+    sudo: bool = False
+    root_prefix: str = ""
+    sysfs_root: str = "/sys"
+    known_hosts: str | None = None
+    remoteproc: str | None = None
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class TargetDesc:
+    """A validated target description.
+
+    Attributes:
+        source: the environment file or the ``user@host[:port]`` string.
+        kind: ``qemu``, ``ssh`` or ``serial``.
+        role: the labgrid target name (``main``).
+        ssh: SSH access, or None when the target has no NetworkService.
+        settings: rprockit's settings.
+    """
+
+    source: str
+    kind: TargetKind
+    role: str = "main"
+    ssh: SSHParams | None = None
+    settings: TargetSettings = field(default_factory=TargetSettings)
+
+    def path(self, target_path: str) -> str:
+        """Return ``target_path`` (absolute, on the target) under the root prefix."""
+        prefix = self.settings.root_prefix.rstrip("/")
+        return f"{prefix}{target_path}" if prefix else target_path
+
+    def modules_dir(self, release: str) -> str:
+        """Return the module directory on the target for kernel ``release``."""
+        return self.path(expand_release(self.settings.modules_dir, release))
+
+    def firmware_dir(self, release: str) -> str:
+        """Return the firmware directory on the target for kernel ``release``."""
+        return self.path(expand_release(self.settings.firmware_dir, release))
+
+    @property
+    def staging_dir(self) -> str:
+        """rprockit's state directory on the target (under the root prefix)."""
+        return self.path(self.settings.staging_dir)
+
+    @property
+    def sysfs(self) -> str:
+        """The sysfs mount point on the target (under the root prefix)."""
+        return self.path(self.settings.sysfs_root)
+
+
+def expand_release(template: str, release: str) -> str:
+    """Replace ``{release}`` and the literal ``$(uname -r)`` by ``release`` (no shell)."""
+    for placeholder in RELEASE_PLACEHOLDERS:
+        template = template.replace(placeholder, release)
+    return template
+
+
+def load_target(spec: str | Path, role: str = "main",
+                overrides: Mapping[str, Any] | None = None) -> TargetDesc:
+    """Load a target from a labgrid environment file or a ``user@host[:port]`` string.
+
+    Args:
+        spec: path to a labgrid environment YAML file, or ``[user@]host[:port]``
+            (IPv6 in brackets: ``root@[fd00::2]:2222``).
+        role: the target name under ``targets:``.
+        overrides: settings replacing the file's (same keys as
+            ``options.rprockit``), e.g. from the command line.
+
+    Returns:
+        The validated description.
+
+    Raises:
+        ProfileError: the file is missing, is not valid labgrid YAML, or has bad
+            settings; every problem is listed with its key path and line.
+    """
+    text = str(spec)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        match = _SPEC_RE.match(text)
+        if match and not text.endswith((".yaml", ".yml")):
+            return _from_spec(text, match, overrides)
+        raise ProfileError(text, [("", None, ("no such file, and not a [user@]host[:port] string; "
+                                   "give a labgrid environment file or e.g. root@192.0.2.10"))])
+    return _from_file(path, role, overrides)
+
+
+def _from_spec(text: str, match: re.Match, overrides: Mapping[str, Any] | None) -> TargetDesc:
+    port = int(match["port"]) if match["port"] else None
+    if port is not None and not 0 < port < 65536:
+        raise ProfileError(text, [("port", None, f"port {port} is out of range 1..65535")])
+    host = match["host"].strip("[]")
+    settings = _settings(text, {}, None, None, overrides, Path.cwd())
+    return TargetDesc(source=text, kind="ssh", ssh=SSHParams(host=host, port=port,
+                                                            user=match["user"]),
+                      settings=settings)
+
+
+def _from_file(path: Path, role: str, overrides: Mapping[str, Any] | None) -> TargetDesc:
+    from labgrid.config import Config
+    from labgrid.exceptions import InvalidConfigError, NoConfigFoundError
+    from labgrid.util.yaml import load as lg_load
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            data = Config(str(path)).data
+        except InvalidConfigError as e:
+            if "unknown variable" not in str(e):
+                raise
+            # A !template naming an LG_* variable that only the run sets (e.g. image
+            # paths): rprockit's settings do not depend on it, so read without it.
+            log.debug("%s: %s; reading without template substitution", path, e)
+            data = lg_load(text)
+    except (InvalidConfigError, NoConfigFoundError, yaml.YAMLError, OSError) as e:
+        raise ProfileError(str(path), [("", _yaml_line(e), f"labgrid cannot load it: {e}")]) from e
+    if not isinstance(data, dict):
+        raise ProfileError(str(path), [("", 1, "expected a mapping with a 'targets' key")])
+    targets = data.get("targets")
+    if not isinstance(targets, dict) or not isinstance(targets.get(role), dict):
+        known = ", ".join(targets) if isinstance(targets, dict) else "none"
+        raise ProfileError(str(path), [("targets", _line(root, ("targets",)),
+                                        f"no target '{role}' (targets: {known})")])
+    tdata = targets[role]
+    problems: list[tuple[str, int | None, str]] = []
+    kind, ssh = _kind_and_ssh(tdata, role, root, problems, path)
+    options = tdata.get("options") or {}
+    raw = options.get("rprockit", {}) if isinstance(options, dict) else {}
+    key = ("targets", role, "options", "rprockit")
+    settings = _settings(str(path), raw, root, key, overrides, path.parent, problems)
+    if problems:
+        raise ProfileError(str(path), problems)
+    return TargetDesc(source=str(path), kind=kind, role=role, ssh=ssh, settings=settings)
+
+
+def _named_items(data: Any) -> list[tuple[str, dict]]:
+    """labgrid's resource/driver syntaxes (dict, or list of one-key dicts / ``cls``)."""
+    items: list[tuple[str, dict]] = []
+    if isinstance(data, dict):
+        items = [(cls, args if isinstance(args, dict) else {}) for cls, args in data.items()]
+    elif isinstance(data, list):
+        for item in data:
+            if isinstance(item, dict) and "cls" in item:
+                items.append((str(item["cls"]), item))
+            elif isinstance(item, dict) and len(item) == 1:
+                (cls, args), = item.items()
+                items.append((cls, args if isinstance(args, dict) else {}))
+    return items
+
+
+def _kind_and_ssh(tdata: dict, role: str, root, problems: list, path: Path
+                  ) -> tuple[TargetKind, SSHParams | None]:
+    resources = dict(_named_items(tdata.get("resources", {})))
+    drivers = dict(_named_items(tdata.get("drivers", {})))
+    ssh = None
+    net = resources.get("NetworkService")
+    if net is not None:
+        ssh = _ssh_from_networkservice(net, drivers.get("SSHDriver", {}), role, root,
+                                       problems, path)
+    if "QEMUDriver" in drivers:
+        return "qemu", ssh
+    if "SSHDriver" in drivers or net is not None:
+        if net is None:
+            problems.append((f"targets.{role}.resources", _line(root, ("targets", role)),
+                             ("SSHDriver needs a NetworkService resource "
+                             "(address, username, port)")))
+        return "ssh", ssh
+    if "ShellDriver" in drivers or "SerialDriver" in drivers:
+        return "serial", None
+    problems.append((f"targets.{role}.drivers", _line(root, ("targets", role)),
+                     ("cannot tell the kind of target: expected QEMUDriver, SSHDriver "
+                     "(with a NetworkService) or ShellDriver over a serial port")))
+    return "ssh", None
+
+
+def _ssh_from_networkservice(net: dict, sshdrv: dict, role: str, root, problems: list,
+                             path: Path) -> SSHParams | None:
+    key = ("targets", role, "resources", "NetworkService")
+    where = "targets." + role + ".resources.NetworkService"
+    address, user, port = net.get("address"), net.get("username"), net.get("port", 22)
+    ok = True
+    if not isinstance(address, str) or not address:
+        problems.append((where + ".address", _line(root, key), "missing or not a string"))
+        ok = False
+    elif "%" in address:
+        problems.append((where + ".address", _line(root, key + ("address",)),
+                         ("interface-scoped addresses (via a labgrid exporter) are not "
+                         "supported by deploy; give a directly reachable address")))
+        ok = False
+    if not isinstance(user, str) or not user:
+        problems.append((where + ".username", _line(root, key), "missing or not a string"))
+        ok = False
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        problems.append((where + ".port", _line(root, key + ("port",)),
+                         f"{port!r} is not a TCP port (1..65535)"))
+        ok = False
+    keyfile = sshdrv.get("keyfile") or None
+    if keyfile is not None:
+        keyfile = str((path.parent / str(keyfile)).expanduser())
+    if not ok:
+        return None
+    return SSHParams(host=address, port=port, user=user, key_file=keyfile,
+                     password=net.get("password"))
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "modules_dir": (str,), "firmware_dir": (str,), "staging_dir": (str,), "sudo": (bool,),
+    "root_prefix": (str,), "sysfs_root": (str,), "known_hosts": (str,),
+    "remoteproc": (str,), "connect_timeout": (int, float),
+}
+_ABSOLUTE = ("modules_dir", "firmware_dir", "staging_dir", "sysfs_root")
+
+
+def _settings(source: str, raw: Any, root, key: tuple | None,
+              overrides: Mapping[str, Any] | None, base: Path,
+              problems: list | None = None) -> TargetSettings:
+    own = problems is None
+    problems = [] if problems is None else problems
+    dotted = ".".join(key) if key else "options.rprockit"
+    if not isinstance(raw, dict):
+        problems.append((dotted, _line(root, key), "expected a mapping of rprockit settings"))
+        raw = {}
+    values = dict(raw)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name for f in fields(TargetSettings)}
+    for name in sorted(set(values) - known):
+        log.warning("%s:%s: %s.%s: unknown setting ignored (known: %s)", source,
+                    _line(root, key + (name,)) if key else "?", dotted, name,
+                    ", ".join(sorted(known)))
+        values.pop(name)
+    for name, value in list(values.items()):
+        line = _line(root, key + (name,)) if key else None
+        types = _TYPES[name]
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            problems.append((f"{dotted}.{name}", line,
+                             f"{value!r} is not a {' or '.join(t.__name__ for t in types)}"))
+            values.pop(name)
+        elif name in _ABSOLUTE and not value.startswith("/"):
+            problems.append((f"{dotted}.{name}", line,
+                             f"{value!r} must be an absolute path on the target"))
+            values.pop(name)
+        elif name == "root_prefix" and value and not value.startswith("/"):
+            problems.append((f"{dotted}.{name}", line, "must be empty or an absolute path"))
+            values.pop(name)
+        elif name == "connect_timeout" and value <= 0:
+            problems.append((f"{dotted}.{name}", line, "must be a positive number of seconds"))
+            values.pop(name)
+        elif name == "known_hosts":
+            values[name] = str(base / Path(value).expanduser())
+    if own and problems:
+        raise ProfileError(source, problems)
+    return replace(TargetSettings(), **values)
+
+
+def _line(root, key: tuple | None) -> int | None:
+    """1-based line of the deepest node along ``key`` in a composed YAML tree."""
+    node, line = root, None
+    for part in key or ():
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for knode, vnode in node.value:
+            if knode.value == part:
+                node, line = vnode, knode.start_mark.line + 1
+                break
+        else:
+            break
+    return line
+
+
+def _yaml_line(err: Exception) -> int | None:
+    mark = getattr(err, "problem_mark", None)
+    return mark.line + 1 if mark is not None else None
