@@ -82,6 +82,15 @@ def check_cross_compiler(profile: Profile) -> str:
                                f"{profile.line_of('cross_compile')})") from e
 
 
+def tool_version(tool: str) -> str:
+    """First line of ``tool --version``, or ``not installed``."""
+    try:
+        res = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return "not installed"
+    return (res.stdout.splitlines() or [""])[0]
+
+
 def toolchain_versions(profile: Profile) -> dict[str, str]:
     """First ``--version`` line of the compiler, binutils, make and dtc, plus package versions."""
     out = {}
@@ -141,6 +150,26 @@ def build_board_dtb(profile: Profile, ws: Workspace, dts: Path, runner: Runner) 
                 str(dts.parent), "-i", str(dts_dir), "-o", dtb, pre],
                hint=f"in board DT source {dts}")
     return dtb
+
+
+def check_module_signing(config: Path) -> None:
+    """Refuse a build that would sign modules with a fresh random key.
+
+    With ``CONFIG_MODULE_SIG=y`` and the default ``CONFIG_MODULE_SIG_KEY``
+    (``certs/signing_key.pem``), kbuild generates a new key per build
+    (certs/Makefile), so no two builds are identical.
+
+    Raises:
+        BuildError: naming the two ways out.
+    """
+    text = config.read_text() if config.is_file() else ""
+    if "CONFIG_MODULE_SIG=y" in text and \
+            'CONFIG_MODULE_SIG_KEY="certs/signing_key.pem"' in text:
+        raise BuildError(
+            f"{config}: CONFIG_MODULE_SIG=y with the default CONFIG_MODULE_SIG_KEY makes kbuild "
+            "generate a random signing key per build, so builds cannot be reproduced. Either add "
+            "'# CONFIG_MODULE_SIG is not set' to a fragment, or set "
+            "CONFIG_MODULE_SIG_KEY=\"/path/to/your/key.pem\" to a key you keep.")
 
 
 def kernel_release(ws: Workspace) -> str:
@@ -222,7 +251,11 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
     if not force and ws.up_to_date("build", fp) and manifest.is_file():
         import json
         return BuildResult(manifest, json.loads(manifest.read_text()), skipped=True)
+    check_module_signing(ws.out / ".config")
     env = make_env(ws.src)
+    if "macro-prefix-map" not in (ws.src / "Makefile").read_text(errors="replace"):
+        # kernels before 5.x lack it: keep the source path out of __FILE__
+        env["KCFLAGS"] = f"-fmacro-prefix-map={ws.src}/="
     targets = [profile.image, "modules", *profile.dtbs]
     cmd = make_args(profile, ws, jobs) + targets
     log = ws.logs / "build.log"

@@ -36,10 +36,19 @@ def _root() -> Path:
 
 
 def user_errors(fn):
-    """Turn UserError into ``Exit(code=2)`` with the message on stderr."""
+    """Turn UserError into ``Exit(code=2)`` with the message on stderr.
+
+    Also shows the task's help when ``--help`` was swallowed as the value of a
+    positional argument (invoke parses ``task --help`` that way).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if any(v in ("--help", "-h") for v in kwargs.values()):
+            name = fn.__name__.rstrip("_").replace("_", "-")
+            Program(namespace=ns, name="rprockit", binary="rprockit").run(
+                ["rprockit", "--help", name], exit=False)
+            return None
         try:
             return fn(*args, **kwargs)
         except UserError as e:
@@ -174,27 +183,44 @@ def configure(c, profile="imx7d-mainline-6.1", workspace=None):
 
 
 @task(help={**HELP, "force": "rebuild even when inputs are unchanged",
-            "verbose": "print every command"})
+            "verbose": "print every command",
+            "check_reproducible": "two clean builds without ccache in different directories; "
+                                  "compare every image, DTB and .ko (exit 2 on any difference)"})
 @user_errors
-def build(c, profile="imx7d-mainline-6.1", workspace=None, force=False, verbose=False):
+def build(c, profile="imx7d-mainline-6.1", workspace=None, force=False, verbose=False,
+          check_reproducible=False):
     """Cross-build kernel image, DTBs, modules and firmware; write manifest.json."""
     _run(("fetch", "patch", "configure", "build"), profile, workspace, force=force,
          verbose=verbose)
+    if check_reproducible:
+        from .repro import check_reproducible as check
+
+        ctx = _context(profile, workspace, verbose=verbose)
+        print("[reproducible] two clean builds without ccache (this takes two full builds)")
+        try:
+            rep = check(ctx.profile, ctx.ws, ctx.runner, ctx.progress)
+        finally:
+            ctx.progress.done()
+        print(rep.render())
+        if not rep.identical:
+            raise Exit(code=2)
 
 
-@task(name="check-firmware",
+@task(name="check-firmware", positional=["elf"],
       help={"elf": "M-core firmware ELF", "soc": "imx7d, imx8mq, imx8mm, imx8mn or imx8mp",
             "dtb": "board DTB to check the cm node and reserved-memory against",
             "kernel_tree": "kernel tree, for version-dependent findings",
             "emulated": "the target is the emulated board (boot vector is a warning)",
             "json": "print JSON instead of the table"})
 @user_errors
-def check_firmware(c, elf, soc, dtb=None, kernel_tree=None, emulated=False, json=False):
+def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=False, json=False):
     """Pre-flight checks of an M-core firmware ELF (and DTB) before touching a board."""
     import json as _json
 
     from .preflight import check_firmware as check
 
+    if not elf or not soc:
+        raise UserError("usage: check-firmware FW.elf --soc {imx7d,imx8mq,imx8mm,imx8mn,imx8mp}")
     report = check(Path(elf), soc, dtb=Path(dtb) if dtb else None,
                    kernel_tree=Path(kernel_tree) if kernel_tree else None, emulated=emulated)
     print(_json.dumps(report.to_dict(), indent=2) if json else report.render())
@@ -211,6 +237,52 @@ def verify(c, profile="imx7d-mainline-6.1", workspace=None, target=None, cycles=
          target=target, cycles=int(cycles) if cycles else None)
 
 
+@task(help={**HELP, "target": "labgrid environment file or [user@]host[:port]",
+            "reload": "after installing: stop the M core, reload the modules, start it again",
+            "rollback": "restore the set installed before the last deploy",
+            "force": "deploy despite a kernel release/vermagic mismatch (loud; recorded)",
+            "accept_new_host_key": "trust an SSH host key not yet in known_hosts"})
+@user_errors
+def deploy(c, target=None, profile="imx7d-mainline-6.1", workspace=None, reload=False,
+           rollback=False, force=False, accept_new_host_key=False):
+    """Install the built modules and firmware on a running target over SSH, atomically."""
+    from . import deploy as deploy_mod
+    from .target import load_target
+
+    if not target:
+        raise UserError("deploy needs --target: a labgrid environment file or [user@]host[:port]")
+    tgt = load_target(target)
+    if rollback:
+        res = deploy_mod.rollback(tgt, reload=reload, accept_new_host_key=accept_new_host_key)
+    else:
+        ctx = _context(profile, workspace)
+        res = deploy_mod.deploy(tgt, deploy_artifacts(ctx.ws.artifacts), force=force,
+                                reload=reload, accept_new_host_key=accept_new_host_key)
+    for w in res.warnings:
+        print(f"rprockit: WARNING: {w}", file=sys.stderr)
+    for n in res.notes:
+        print(n)
+    print(f"deploy: {len(res.installed)} files on {res.where} ({res.release}) in {res.seconds:.1f} s"
+          + (", reloaded" if res.reload_steps else ""))
+
+
+def deploy_artifacts(artifacts: Path):
+    """DeployArtifacts from a build's ``artifacts/`` directory and its manifest.json."""
+    from .deploy import DeployArtifacts
+
+    man_path = artifacts / "manifest.json"
+    if not man_path.is_file():
+        raise UserError(f"no build in {artifacts}: run `invoke build` first")
+    man = json.loads(man_path.read_text())
+    fw = man.get("firmware", {}).get("name")
+    return DeployArtifacts(
+        modules=tuple(sorted((artifacts / "modules").glob("*.ko"))),
+        firmware=(artifacts / "firmware" / fw,) if fw else (),
+        kernel_release=man["kernel_release"],
+        load_order=tuple(man.get("modules", {}).get("load_order", ())),
+        manifest_id=man.get("id"), manifest_path=man_path, firmware_name=fw)
+
+
 @task(name="all", help={**HELP, "skip": "comma-separated stages to skip, e.g. verify",
                         "cycles": "remoteproc reload cycles for verify"})
 @user_errors
@@ -224,7 +296,8 @@ def all_(c, profile="imx7d-mainline-6.1", workspace=None, skip="", cycles=None):
                       for r in results))
 
 
-ns = Collection(fetch, patch, patch_matrix, configure, build, check_firmware, verify, all_)
+ns = Collection(fetch, patch, patch_matrix, configure, build, check_firmware, verify, deploy,
+                all_)
 ns.configure({"run": {"echo": True}})
 
 

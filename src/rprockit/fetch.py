@@ -75,7 +75,9 @@ def read_lock(profile: Profile) -> dict | None:
     if not p.is_file():
         return None
     data = yaml.safe_load(p.read_text()) or {}
-    return data.get("source")
+    src = data.get("source") or {}
+    # an all-digit sha would load as an int
+    return {k: str(v) for k, v in src.items()} or None
 
 
 def write_lock(profile: Profile, data: dict) -> None:

@@ -127,12 +127,21 @@ def stage_configure(ctx: Context):
 
 
 def _firmware(ctx: Context) -> Path | None:
+    """Build the profile's M-core firmware, or reuse it when its sources are unchanged."""
     p = ctx.profile
     if not p.firmware_src:
         return None
     from .firmware import build_firmware
 
-    return build_firmware(p.firmware_src, ctx.ws.out / "firmware", ctx.runner)
+    srcs = sorted(f for f in p.firmware_src.rglob("*") if f.is_file())
+    fp = fingerprint("firmware", [(f.name, file_sha256(f)) for f in srcs],
+                     build_mod.tool_version("arm-none-eabi-gcc"))
+    st = ctx.ws.load_state("firmware")
+    if st and st["fingerprint"] == fp and Path(st["elf"]).is_file():
+        return Path(st["elf"])
+    elf = build_firmware(p.firmware_src, ctx.ws.out / "firmware", ctx.runner)
+    ctx.ws.save_state("firmware", fp, elf=str(elf))
+    return elf
 
 
 def stage_build(ctx: Context):
@@ -220,13 +229,22 @@ def stage_verify(ctx: Context):
         return True, "profile is build-only (verify.boot: false)", {}
     man_path = ctx.ws.artifacts / "manifest.json"
     man = json.loads(man_path.read_text())
+    cycles = ctx.cycles or p.verify_cycles
+    from .verify import SUITE
+
+    suite = sorted(f for f in SUITE.parent.rglob("*.py"))
+    fp = fingerprint("verify", man["id"], str(env), file_sha256(env), cycles,
+                     [(f.name, file_sha256(f)) for f in suite])
+    st = ctx.ws.load_state("verify")
+    if not ctx.force and st and st["fingerprint"] == fp and st.get("passed"):
+        return True, f"{st['summary']} (target and build unchanged)", st
+    ctx.ws.clear_state("verify")
     if _emulated(env):
         mods = sorted((ctx.ws.artifacts / "modules").glob("*.ko"))
         fw = ctx.ws.artifacts / "firmware" / man["firmware"]["name"]
         epoch = build_mod.commit_epoch(ctx.ws.src)
         make_initramfs(p.arch, man["kernel_release"], mods, [fw],
                        ctx.ws.artifacts / "initramfs.cpio", ctx.ws.cache, epoch, ctx.runner)
-    cycles = ctx.cycles or p.verify_cycles
     ctx.say(f"[verify] target {env}, {cycles} reload cycles")
     res = run_verify(env, man_path, ctx.ws.verify, ctx.ws.artifacts, cycles, ctx.runner,
                      ctx.progress)
@@ -234,8 +252,10 @@ def stage_verify(ctx: Context):
     if not res.passed:
         raise VerifyFailed(res)
     c = res.summary["counts"]
-    return False, (f"{c['passed']} passed, {c['skipped']} skipped; manifest {man['id']}; "
-                   f"results in {ctx.ws.verify}"), res.summary
+    summary = (f"{c['passed']} passed, {c['skipped']} skipped; manifest {man['id']}; "
+               f"results in {ctx.ws.verify}")
+    ctx.ws.save_state("verify", fp, passed=True, summary=summary)
+    return False, summary, res.summary
 
 
 class VerifyFailed(UserError):

@@ -1,0 +1,189 @@
+"""Loaded-segment integrity: what remoteproc wrote to memory versus the ELF.
+
+The kernel's ELF loader (Linux 6.1 drivers/remoteproc/remoteproc_elf_loader.c
+``rproc_elf_load_segments()``) copies ``p_filesz`` bytes of each PT_LOAD segment
+to ``rproc_da_to_va(p_paddr)`` and zero-fills up to ``p_memsz`` (the .bss).
+imx_rproc translates the device address through the SoC's ATT
+(``imx_rproc_da_to_sys()``, data/att/<soc>.yaml).  The expected image of each
+segment is therefore ``file bytes + zeros`` at the ATT's system address; the
+check reads that range back through ``/dev/mem`` and compares byte for byte,
+including the 1-3 tail bytes past the last whole 32-bit word of ``p_filesz``
+(NXP 5.4's ``imx_rproc_memcpy()`` dropped them: patches/imx-rproc
+elf-segment-loading).
+
+Reading: ``dd`` of ``/dev/mem`` when the kernel can read the range through its
+linear map; a ``no-map`` reserved-memory region is not in the linear map (ARM
+``map_lowmem()`` skips memblock NOMAP ranges, so ``read_mem()`` gets -EFAULT)
+but it is not "System RAM" either (arch/arm/kernel/setup.c
+``request_standard_resources()``), so ``mmap`` of /dev/mem is allowed even with
+CONFIG_STRICT_DEVMEM and busybox ``devmem`` (one 32-bit mmap read each) works.
+
+On hardware the M core runs and writes its .data, .bss and stack, so only
+read-only segments (no PF_W) must match there; writable segments are compared
+and reported, and must match only when the core does not execute (the emulated
+board).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.elf.constants import P_FLAGS
+
+from ..preflight.elfimage import load_image
+from ..preflight.soc import AttTable
+from .target_shell import TargetShell
+
+
+class IntegrityUnavailable(Exception):
+    """/dev/mem cannot be read on the target; the message says why."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """The expected bytes of one PT_LOAD segment at its system address."""
+
+    index: int
+    da: int
+    sys: int
+    filesz: int
+    data: bytes
+    writable: bool
+    att_entry: str
+
+    @property
+    def memsz(self) -> int:
+        """Bytes in memory (file bytes + zero fill)."""
+        return len(self.data)
+
+
+@dataclass
+class SpanResult:
+    """Comparison of one span: mismatching byte offsets (first 16) and their count."""
+
+    span: Span
+    mismatches: int
+    first: list[tuple[int, int, int]] = field(default_factory=list)  # (offset, want, got)
+    method: str = ""
+
+    def describe(self) -> str:
+        """One line of evidence."""
+        s = self.span
+        tail = s.filesz % 4
+        what = (f"segment {s.index} da 0x{s.da:08x} -> sys 0x{s.sys:08x} ({s.att_entry}): "
+                f"{s.filesz} file bytes"
+                + (f" (incl. {tail} tail byte(s) past the last whole word)" if tail else "")
+                + f" + {s.memsz - s.filesz} zero-fill bytes, read with {self.method}")
+        if not self.mismatches:
+            return what + ": identical"
+        firsts = ", ".join(f"+0x{o:x} want {w:02x} got {g:02x}" for o, w, g in self.first[:4])
+        return what + f": {self.mismatches} byte(s) differ ({firsts})"
+
+
+def expected_spans(elf: Path, att: AttTable) -> list[Span]:
+    """The expected memory image of ``elf`` (PT_LOAD segments with memsz > 0).
+
+    Args:
+        elf: the firmware ELF.
+        att: the SoC's address translation table.
+
+    Returns:
+        One span per loaded segment, in program header order.
+
+    Raises:
+        FirmwareFileError: the ELF cannot be parsed.
+        ValueError: a segment has no ATT translation (the kernel would refuse it).
+    """
+    spans = []
+    for seg in load_image(elf).segments:
+        if not seg.memsz:
+            continue
+        hit = att.da_to_sys(seg.paddr, seg.memsz)
+        if hit is None:
+            raise ValueError(f"segment {seg.index} da 0x{seg.paddr:x}+0x{seg.memsz:x} has no "
+                             f"translation in {att.name}'s ATT")
+        entry, sys = hit
+        data = seg.data + bytes(seg.memsz - seg.filesz)
+        spans.append(Span(seg.index, seg.paddr, sys, seg.filesz, data,
+                          bool(seg.flags & P_FLAGS.PF_W), entry.name))
+    return spans
+
+
+def compare(span: Span, got: bytes, method: str = "") -> SpanResult:
+    """Compare ``got`` (read from ``span.sys``) with the expected bytes."""
+    bad = [(i, w, g) for i, (w, g) in enumerate(zip(span.data, got)) if w != g]
+    missing = max(0, span.memsz - len(got))
+    return SpanResult(span, len(bad) + missing, bad[:16], method)
+
+
+def parse_od(text: str) -> bytes:
+    """Bytes from ``od -An -tx1 -v`` output."""
+    return bytes(int(tok, 16) for tok in text.split())
+
+
+def parse_devmem(text: str) -> bytes:
+    """Bytes from one ``devmem ADDR 32`` result per line (little-endian words)."""
+    out = bytearray()
+    for tok in text.split():
+        out += int(tok, 16).to_bytes(4, "little")
+    return bytes(out)
+
+
+def read_dd(shell: TargetShell, sys: int, length: int) -> bytes:
+    """Read with ``dd`` (page-aligned window) through read(2) of /dev/mem.
+
+    Raises:
+        IntegrityUnavailable: dd failed (the message carries its error).
+    """
+    page = 4096
+    start = sys & ~(page - 1)
+    count = (sys + length - start + page - 1) // page
+    out, rc = shell.run(f"dd if=/dev/mem bs={page} skip={start // page} count={count} "
+                        "2>/tmp/.rprockit-dd.err | od -An -tx1 -v; cat /tmp/.rprockit-dd.err")
+    data_lines = [ln for ln in out.splitlines() if ln.strip() and all(
+        len(t) == 2 for t in ln.split())]
+    blob = parse_od("\n".join(data_lines))
+    if len(blob) < count * page:
+        err = " ".join(ln for ln in out.splitlines() if ln not in data_lines)
+        raise IntegrityUnavailable(f"dd of /dev/mem at 0x{start:x} read {len(blob)} of "
+                                   f"{count * page} bytes: {err.strip() or 'no error text'}")
+    off = sys - start
+    return blob[off:off + length]
+
+
+def read_devmem(shell: TargetShell, sys: int, length: int) -> bytes:
+    """Read with busybox ``devmem`` (mmap of /dev/mem), one 32-bit word per call.
+
+    Raises:
+        IntegrityUnavailable: devmem is missing or failed.
+    """
+    start = sys & ~3
+    end = (sys + length + 3) & ~3
+    out, rc = shell.run(f"a=$((0x{start:x})); while [ $a -lt $((0x{end:x})) ]; do "
+                        "devmem $a 32 || exit 1; a=$((a + 4)); done 2>&1", timeout=120)
+    if rc != 0:
+        raise IntegrityUnavailable(f"devmem at 0x{start:x} failed: {out.strip()[-300:]}")
+    blob = parse_devmem(out)
+    return blob[sys - start:sys - start + length]
+
+
+def read_back(shell: TargetShell, span: Span) -> tuple[bytes, str]:
+    """Read ``span`` from the target's physical memory; ``dd`` first, then ``devmem``.
+
+    Returns:
+        ``(bytes, method)``.
+
+    Raises:
+        IntegrityUnavailable: /dev/mem is absent or unreadable by both methods.
+    """
+    if shell.run("test -r /dev/mem")[1] != 0:
+        raise IntegrityUnavailable("/dev/mem is absent or not readable (CONFIG_DEVMEM=n, or "
+                                   "not root)")
+    errors = []
+    for method, reader in (("dd", read_dd), ("devmem", read_devmem)):
+        try:
+            return reader(shell, span.sys, span.memsz), method
+        except IntegrityUnavailable as e:
+            errors.append(str(e))
+    raise IntegrityUnavailable("; ".join(errors))
