@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -148,3 +149,40 @@ def test_curated_series_is_valid(name):
         assert p.fixes and all(p.fixes), p.name
     assert Status  # the status names the docs refer to exist
     assert os.path.basename(s.series_file) == "series"
+
+
+def _quoted(fix: str, message: str) -> bool:
+    """True when ``fix`` (``...`` is a wildcard) is quoted in ``message``."""
+    return re.search(".*?".join(map(re.escape, fix.split("..."))), message) is not None
+
+
+def test_imx_rproc_patches_quote_the_failure_they_fix():
+    s = load_series(REPO / "patches" / "imx-rproc")
+    for p in s:
+        message = p.path.read_text().split("\n---\n", 1)[0]
+        assert any(_quoted(f, message) for f in p.fixes), p.name
+        if p.upstream["status"] == "inappropriate":
+            assert f"Upstream-Status: Inappropriate [{p.upstream['reason']}]" in message, p.name
+
+
+def test_loadable_imx_rpmsg_variants():
+    s = load_series(REPO / "patches" / "imx-rproc")
+    variants = {p.name.split("/")[0]: p for p in s if p.fix == "loadable-imx-rpmsg"}
+    assert set(variants) == {"nxp-4.14", "nxp-5.4"}
+    for family, p in variants.items():
+        text = p.path.read_text()
+        assert "+config IMX_RPMSG\n+\ttristate" in text, family
+        assert "+obj-$(CONFIG_IMX_RPMSG)\t+= imx_rpmsg.o" in text, family
+        assert "+module_exit(imx_rpmsg_exit);" in text and ".remove = imx_rpmsg_remove" in text
+        # HAVE_IMX_RPMSG stays the bool the SoC symbols select
+        assert "-config HAVE_IMX_RPMSG" not in text, family
+        # the probes recognise the patched Kconfig and imx_rpmsg.c
+        kconfig = "config IMX_RPMSG\n\ttristate \"x\"\n"
+        assert re.search(p.present_if[0].regex, kconfig, re.MULTILINE), family
+        assert [pr.file for pr in p.requires] == ["drivers/rpmsg/imx_rpmsg.c"]
+    # nxp-4.14: the MU helpers imx_rpmsg.ko calls are exported
+    text = variants["nxp-4.14"].path.read_text()
+    for fn in ("MU_Init", "MU_SendMessage", "MU_SendMessageTimeout", "MU_ReceiveMsg",
+               "MU_EnableRxFullInt", "MU_DisableRxFullInt", "MU_ReadStatus", "MU_SetFn"):
+        assert f"+EXPORT_SYMBOL_GPL({fn});" in text, fn
+

@@ -40,7 +40,8 @@ class VerifyResult:
 
 def run_verify(target_env: Path, manifest: Path, results_dir: Path, images: Path,
                cycles: int = 3, runner: Runner | None = None, progress=lambda line: None,
-               extra_pytest_args: list[str] | None = None) -> VerifyResult:
+               extra_pytest_args: list[str] | None = None, accept_new_host_key: bool = False,
+               dtb: Path | None = None) -> VerifyResult:
     """Run the suite against ``target_env``.
 
     Args:
@@ -52,6 +53,10 @@ def run_verify(target_env: Path, manifest: Path, results_dir: Path, images: Path
         runner: runs pytest.
         progress: called per output line.
         extra_pytest_args: e.g. ``["-k", "reload"]``.
+        accept_new_host_key: SSH targets: record an unknown host key instead of
+            refusing it (never done unless asked).
+        dtb: the built DTB the target boots, for the facts comparison (default: the
+            environment's ``dtb`` image, else the manifest's only ``dtbs/*.dtb``).
 
     Returns:
         The result; ``passed`` is False when any required check failed.
@@ -63,7 +68,8 @@ def run_verify(target_env: Path, manifest: Path, results_dir: Path, images: Path
     if not Path(target_env).is_file():
         raise UserError(f"target environment file {target_env} does not exist")
     results_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("results.json", "results.txt", "junit.xml"):
+    for name in ("results.json", "results.txt", "junit.xml", "facts.json", "facts.txt",
+                 "kernel.log"):
         (results_dir / name).unlink(missing_ok=True)
     log = results_dir / "pytest.log"
     log.write_text("")
@@ -72,6 +78,8 @@ def run_verify(target_env: Path, manifest: Path, results_dir: Path, images: Path
            f"--rprockit-cycles={cycles}", f"--rprockit-results={results_dir}",
            f"--junitxml={results_dir / 'junit.xml'}", "-o", "junit_family=xunit1",
            "-p", "no:cacheprovider", "-rA", "-v", "--rootdir", str(SUITE),
+           *(["--rprockit-accept-new-host-key"] if accept_new_host_key else []),
+           *([f"--rprockit-dtb={dtb}"] if dtb else []),
            *(extra_pytest_args or [])]
     env = {"LG_RPROCKIT_IMAGES": str(images), "PYTHONDONTWRITEBYTECODE": "1"}
     try:

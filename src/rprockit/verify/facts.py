@@ -32,35 +32,27 @@ from .target_shell import TargetShell, images_env, open_shell
 #: NXP imx_rpmsg_dt_ids use fsl,imx<soc>-cm<n> / fsl,imx<soc>-rpmsg).
 NODE_COMPAT_RE = re.compile(r"^fsl,imx[0-9a-z]+-(cm\d+|rpmsg)$")
 
-FACTS_SCRIPT = r"""
-echo "RELEASE|$(uname -r)"
-echo "CMDLINE|$(cat /proc/cmdline 2>/dev/null)"
-echo "TAINT|$(cat /proc/sys/kernel/tainted 2>/dev/null)"
-DT=/sys/firmware/devicetree/base; [ -d $DT ] || DT=/proc/device-tree
-if [ -d $DT ]; then
-  echo "ROOT|$(tr '\000' ' ' < $DT/compatible 2>/dev/null)"
-  for f in $(grep -rlE 'fsl,imx[0-9a-z]+-(cm[0-9]+|rpmsg)' $DT/ 2>/dev/null | grep '/compatible$'); do
-    d=${f%/compatible}
-    echo "NODE|${d#$DT}|$(tr '\000' ' ' < $f)|$(tr -d '\000' < $d/status 2>/dev/null)"
-  done
-  R=$DT/reserved-memory
-  if [ -d $R ]; then
-    echo "RCELLS|$(od -An -tx1 -v $R/#address-cells 2>/dev/null | tr -d ' \n')|$(od -An -tx1 -v $R/#size-cells 2>/dev/null | tr -d ' \n')"
-    for n in $R/*; do
-      [ -d $n ] || continue
-      echo "RMEM|${n##*/}|$(od -An -tx1 -v $n/reg 2>/dev/null | tr -d ' \n')|$([ -e $n/no-map ] && echo no-map)|$(tr '\000' ' ' < $n/compatible 2>/dev/null)|$(tr -d '\000' < $n/status 2>/dev/null)"
-    done
-  fi
-else
-  echo "NODT|"
-fi
-while read -r m rest; do echo "MOD|$m $rest"; done 2>/dev/null < /proc/modules
-for d in /sys/class/remoteproc/remoteproc*; do
-  [ -d $d ] && echo "RPROC|${d##*/}|$(cat $d/name 2>/dev/null)|$(cat $d/state 2>/dev/null)|$(cat $d/firmware 2>/dev/null)|$(cat $d/recovery 2>/dev/null)"
-done
-for d in /sys/bus/rpmsg/devices/*; do [ -e $d ] && echo "RPMSG|${d##*/}"; done
-true
-"""
+_DT = "DT=/sys/firmware/devicetree/base; [ -d $DT ] || DT=/proc/device-tree; "
+#: The collection, one read-only shell command per entry (each well under the
+#: 1024-byte line limit of busybox's line editor, FEATURE_EDITING_MAX_LEN, so it
+#: also works on a serial console); each prints tagged ``KEY|...`` lines.
+FACTS_COMMANDS = (
+    'echo "RELEASE|$(uname -r)"; echo "CMDLINE|$(cat /proc/cmdline 2>/dev/null)"; '
+    'echo "TAINT|$(cat /proc/sys/kernel/tainted 2>/dev/null)"',
+    _DT + 'if [ -d $DT ]; then echo "ROOT|$(tr "\\000" " " 2>/dev/null < $DT/compatible)"; '
+    'for f in $(grep -rlE "fsl,imx[0-9a-z]+-(cm[0-9]+|rpmsg)" $DT/ 2>/dev/null '
+    '| grep "/compatible$"); do d=${f%/compatible}; echo "NODE|${d#$DT}|$(tr "\\000" " " '
+    '< $f)|$(tr -d "\\000" 2>/dev/null < $d/status)"; done; else echo "NODT|"; fi',
+    _DT + 'R=$DT/reserved-memory; if [ -d $R ]; then echo "RCELLS|$(od -An -tx1 -v '
+    '$R/#address-cells | tr -d " \\n")|$(od -An -tx1 -v $R/#size-cells | tr -d " \\n")"; '
+    'for n in $R/*; do [ -d $n ] || continue; echo "RMEM|${n##*/}|$(od -An -tx1 -v $n/reg '
+    '2>/dev/null | tr -d " \\n")|$([ -e $n/no-map ] && echo no-map)|$(tr "\\000" " " < '
+    '$n/compatible 2>/dev/null)|$(tr -d "\\000" 2>/dev/null < $n/status)"; done; fi',
+    'while read -r m rest; do echo "MOD|$m $rest"; done 2>/dev/null < /proc/modules; '
+    'for d in /sys/class/remoteproc/remoteproc*; do [ -d $d ] && echo "RPROC|${d##*/}|'
+    '$(cat $d/name)|$(cat $d/state)|$(cat $d/firmware)|$(cat $d/recovery 2>/dev/null)"; done; '
+    'for d in /sys/bus/rpmsg/devices/*; do [ -e $d ] && echo "RPMSG|${d##*/}"; done; true',
+)
 
 
 @dataclass
@@ -323,19 +315,11 @@ def collect_facts(shell: TargetShell, dtb: Path | None = None) -> Facts:
     Returns:
         The facts with findings.
     """
-    facts = parse_facts(shell.check(f"sh -c {_q(FACTS_SCRIPT)}", timeout=60))
+    facts = parse_facts("\n".join(shell.check(cmd, timeout=60) for cmd in FACTS_COMMANDS))
     if dtb is not None:
         compare_with_dtb(facts, dtb)
     judge(facts)
     return facts
-
-
-def _q(script: str) -> str:
-    """``script`` as one quoted shell word on a single line (consoles send lines)."""
-    from .target_shell import q
-
-    one = "; ".join(ln.strip() for ln in script.strip().splitlines() if ln.strip())
-    return q(re.sub(r"\b(then|do|else);", r"\1", one))
 
 
 def find_dtb(target_env: Path, images: Path | None) -> Path | None:

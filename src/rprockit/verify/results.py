@@ -25,11 +25,14 @@ def pytest_addoption(parser):
 def pytest_runtest_logreport(report):
     name = report.nodeid.split("::")[-1]
     entry = _checks.setdefault(name, {"check": name, "outcome": "passed", "seconds": 0.0,
-                                      "evidence": "", "message": ""})
+                                      "evidence": "", "message": "", "signatures": []})
     entry["seconds"] += report.duration
     for key, value in report.user_properties:
         if key == "evidence":
             entry["evidence"] = value
+        elif key == "signatures":
+            known = {m["id"] for m in entry["signatures"]}
+            entry["signatures"] += [m for m in json.loads(value) if m["id"] not in known]
     if report.skipped:
         entry["outcome"] = "skipped"
         entry["message"] = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
@@ -40,12 +43,15 @@ def pytest_runtest_logreport(report):
 
 
 def render_table(checks: list[dict]) -> str:
-    """Fixed-width table: check, outcome, seconds, first line of message/evidence."""
+    """Fixed-width table: check, outcome, seconds, first line of message/evidence, and
+    for a failing check the knowledge-base entries found (``known: id, ...``)."""
     rows = [("check", "result", "s", "detail")]
     for c in checks:
         detail = (c["message"] or c["evidence"]).splitlines()
-        rows.append((c["check"], c["outcome"].upper(), f"{c['seconds']:.1f}",
-                     detail[0][:90] if detail else ""))
+        text = detail[0][:90] if detail else ""
+        if c.get("signatures"):
+            text += "  [known: " + ", ".join(m["id"] for m in c["signatures"]) + "]"
+        rows.append((c["check"], c["outcome"].upper(), f"{c['seconds']:.1f}", text))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}"
                      for r in rows) + "\n"
@@ -70,5 +76,8 @@ def pytest_sessionfinish(session, exitstatus):
                    for k in ("passed", "failed", "error", "skipped")},
         "checks": checks,
     }
+    facts = out / "facts.json"
+    if facts.is_file():
+        summary["facts"] = json.loads(facts.read_text())
     write_json_atomic(out / "results.json", summary)
     (out / "results.txt").write_text(render_table(checks))

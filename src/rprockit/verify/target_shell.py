@@ -27,6 +27,9 @@ from ..deploy.transport import SSHTransport
 from ..target import TargetDesc, load_target
 
 _TS_RE = re.compile(r"^\[\s*(\d+\.\d+)\]")
+#: busybox's line editor accepts at most 1024 bytes per line
+#: (CONFIG_FEATURE_EDITING_MAX_LEN); labgrid's ShellDriver quotes the command once more.
+CONSOLE_MAX_LINE = 1000
 
 
 class SSHCommand:
@@ -86,7 +89,13 @@ class TargetShell:
     _dmesg_ok: bool | None = None
 
     def run(self, cmd: str, timeout: float = 30.0) -> tuple[str, int]:
-        """Run ``cmd`` (a shell command line built with :func:`q`); return (stdout, rc)."""
+        """Run ``cmd`` (a shell command line built with :func:`q`); return (stdout, rc).
+
+        Raises:
+            ValueError: ``cmd`` is too long for a serial console's line editor.
+        """
+        if not isinstance(self.driver, SSHCommand) and len(shlex.quote(cmd)) > CONSOLE_MAX_LINE:
+            raise ValueError(f"command of {len(cmd)} bytes is too long for a console line: {cmd[:80]}")
         out, err, rc = self.driver.run(cmd, timeout=timeout)
         text, etext = "\n".join(out), "\n".join(err)
         self.transcript.append((cmd, text, etext, rc))
