@@ -4,8 +4,7 @@ import json
 import subprocess
 
 import pytest
-
-from conftest import ROOT, TEST_WS, _REAL_HOME, rprockit
+from conftest import _REAL_HOME, ROOT, TEST_WS, rprockit
 
 pytestmark = pytest.mark.slow
 PROFILE = "imx8mm-mainline-6.1"

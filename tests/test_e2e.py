@@ -8,7 +8,6 @@ here: QEMU stands in for it, and its M4 does not execute (the results say so).
 import json
 
 import pytest
-
 from conftest import ROOT, rprockit
 
 pytestmark = pytest.mark.slow

@@ -4,8 +4,8 @@ import json
 import subprocess
 
 import pytest
-
 from conftest import ROOT, rprockit
+
 from rprockit.repro import compare_dirs
 
 pytestmark = pytest.mark.slow

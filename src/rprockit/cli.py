@@ -89,7 +89,8 @@ class Progress:
 
 
 def _context(profile: str, workspace: str | None, target: str | None = None,
-             cycles: int | None = None, force: bool = False, verbose: bool = False):
+             cycles: int | None = None, force: bool = False, verbose: bool = False,
+             accept_new_host_key: bool = False):
     from .pipeline import Context
     from .profile import find_profile, load_profile
     from .runner import Runner
@@ -101,7 +102,8 @@ def _context(profile: str, workspace: str | None, target: str | None = None,
     runner = Runner(echo=(lambda line: print(f"  $ {line}", file=sys.stderr)) if verbose else None)
     progress = Progress("rprockit")
     return Context(prof, Workspace(root, prof.name), runner, say, progress,
-                   Path(target).resolve() if target else None, cycles, force)
+                   Path(target).resolve() if target else None, cycles, force,
+                   accept_new_host_key)
 
 
 def _run(stages, profile, workspace, skip="", **kw):
@@ -229,12 +231,31 @@ def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=F
 
 
 @task(help={**HELP, "target": "labgrid environment file (default: the profile's target)",
-            "cycles": "remoteproc reload cycles (default: the profile's, 3)"})
+            "cycles": "remoteproc reload cycles (default: the profile's, 3)",
+            "facts": "only collect the target facts report; change nothing on the target",
+            "accept_new_host_key": "trust an SSH host key not yet in known_hosts"})
 @user_errors
-def verify(c, profile="imx7d-mainline-6.1", workspace=None, target=None, cycles=None):
+def verify(c, profile="imx7d-mainline-6.1", workspace=None, target=None, cycles=None,
+           facts=False, accept_new_host_key=False):
     """Run the on-target suite (boots the emulated board when the target is QEMU)."""
+    if facts:
+        from .verify import run_facts
+
+        ctx = _context(profile, workspace, target=target)
+        env = ctx.target or ctx.profile.target
+        if env is None:
+            raise UserError("verify --facts needs --target (the profile names none)")
+        board = [ctx.ws.artifacts / "dtbs" / f"{d.stem}.dtb" for d in ctx.profile.board_dts]
+        dtb = next((d for d in board if d.is_file()), None)
+        rep = run_facts(env, images=ctx.ws.artifacts, out_dir=ctx.ws.verify, dtb=dtb,
+                        accept_new_host_key=accept_new_host_key)
+        print(rep.render())
+        if getattr(rep, "failed", False):
+            raise Exit(code=2)
+        return
     _run(("fetch", "patch", "configure", "build", "preflight", "verify"), profile, workspace,
-         target=target, cycles=int(cycles) if cycles else None)
+         target=target, cycles=int(cycles) if cycles else None,
+         accept_new_host_key=accept_new_host_key)
 
 
 @task(help={**HELP, "target": "labgrid environment file or [user@]host[:port]",

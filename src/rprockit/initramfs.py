@@ -300,6 +300,35 @@ def known_hosts_line(host: str, port: int, public_key: str) -> str:
     return f"{name} {public_key}"
 
 
+#: Kconfig symbols the SSH image needs beyond a console-only one, and why.
+SSH_KCONFIG = {
+    "CONFIG_NET": "networking",
+    "CONFIG_INET": "TCP/IP for the SSH connection",
+    "CONFIG_UNIX98_PTYS": "ptys for interactive logins",
+    # glibc 2.36 on 32-bit ARM (Debian bookworm armhf, 32-bit time_t) makes the
+    # time32 syscalls (futex 240, _newselect 142, pselect6 335, ppoll 336) whenever
+    # the timeout fits 32 bits; the kernel only has them with this symbol
+    # (kernel/futex/syscalls.c futex_time32, arch/arm/tools/syscall.tbl).  Without
+    # it dropbear dies with "The futex facility returned an unexpected error code."
+    "CONFIG_COMPAT_32BIT_TIME": "time32 syscalls (futex, select) that glibc armhf uses",
+}
+
+
+def ssh_kernel_problems(config_text: str, arch: str) -> list[str]:
+    """Kconfig symbols missing from a kernel ``.config`` for the SSH image.
+
+    Args:
+        config_text: the kernel's ``.config``.
+        arch: kernel ARCH; ``CONFIG_COMPAT_32BIT_TIME`` matters for 32-bit ``arm``.
+
+    Returns:
+        One line per missing symbol (``CONFIG_X=y (why)``); empty when all are set.
+    """
+    have = {ln.split("=", 1)[0] for ln in config_text.splitlines() if ln.endswith("=y")}
+    return [f"{sym}=y ({why})" for sym, why in SSH_KCONFIG.items()
+            if sym not in have and (sym != "CONFIG_COMPAT_32BIT_TIME" or arch == "arm")]
+
+
 def _stage_ssh(stage: Path, arch: str, ssh: SSHAccess, cache: Path, runner: Runner) -> None:
     """Copy dropbear, its libraries, the host key, authorized_keys and settings."""
     if not ssh.authorized_keys.strip():

@@ -51,6 +51,7 @@ class Context:
     target: Path | None = None
     cycles: int | None = None
     force: bool = False
+    accept_new_host_key: bool = False
 
 
 def _timed(stage: str, fn, ctx: Context) -> StageResult:
@@ -206,15 +207,26 @@ def stage_preflight(ctx: Context):
 
     dtbs = sorted((ctx.ws.artifacts / "dtbs").glob("*.dtb"))
     board = [d for d in dtbs if d.stem in {b.stem for b in p.board_dts}]
+    dtb = (board or dtbs or [None])[0]
+    emulated = _emulated(_target_env(ctx))
+    fp = fingerprint("preflight", man["id"], p.firmware_soc, str(dtb), emulated)
+    st = ctx.ws.load_state("preflight")
+    if st and st["fingerprint"] == fp:
+        return True, st["summary"], st
+    ctx.ws.clear_state("preflight")
     report = check_firmware(ctx.ws.artifacts / "firmware" / fw_name, p.firmware_soc,
-                            dtb=(board or dtbs or [None])[0], kernel_tree=ctx.ws.src,
-                            emulated=_emulated(_target_env(ctx)), runner=ctx.runner)
+                            dtb=dtb, kernel_tree=ctx.ws.src, emulated=emulated,
+                            runner=ctx.runner)
     write_json_atomic(ctx.ws.base / "reports" / "preflight.json", report.to_dict())
     ctx.say(report.render())
     if report.failed:
         raise UserError(f"pre-flight checks failed for {fw_name}; see the table above and "
                         f"{ctx.ws.base / 'reports' / 'preflight.json'}")
-    return False, "firmware and device tree pass pre-flight", {}
+    counts = report.to_dict().get("counts") or {}
+    summary = "firmware and device tree pass pre-flight" + (
+        f" ({', '.join(f'{v} {k}' for k, v in counts.items())})" if counts else "")
+    ctx.ws.save_state("preflight", fp, summary=summary)
+    return False, summary, {}
 
 
 def stage_verify(ctx: Context):
@@ -246,8 +258,10 @@ def stage_verify(ctx: Context):
         make_initramfs(p.arch, man["kernel_release"], mods, [fw],
                        ctx.ws.artifacts / "initramfs.cpio", ctx.ws.cache, epoch, ctx.runner)
     ctx.say(f"[verify] target {env}, {cycles} reload cycles")
+    board = [ctx.ws.artifacts / "dtbs" / f"{d.stem}.dtb" for d in p.board_dts]
     res = run_verify(env, man_path, ctx.ws.verify, ctx.ws.artifacts, cycles, ctx.runner,
-                     ctx.progress)
+                     ctx.progress, accept_new_host_key=ctx.accept_new_host_key,
+                     dtb=next((d for d in board if d.is_file()), None))
     ctx.say(res.table)
     if not res.passed:
         raise VerifyFailed(res)

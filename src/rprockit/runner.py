@@ -42,7 +42,9 @@ TOOL_PACKAGES: dict[str, str] = {
     "xz": "xz-utils",
     "ssh": "openssh-client",
     "sshd": "openssh-server",
-    "diffoscope": "diffoscope",
+    "diffoscope": "diffoscope-minimal",
+    "dropbearkey": "dropbear-bin",
+    "apt-get": "apt",
 }
 
 TAIL_LINES = 40

@@ -225,7 +225,8 @@ def rollback(target: TargetDesc, *, reload: bool = False, accept_new_host_key: b
             plan = _plan(remote, target, layout, restored.get("load_order", []),
                          list(restored.get("modules", {})), restored.get("firmware_name"),
                          found_tools)
-            result.reload_steps = _execute(remote, target, plan, found_tools)
+            result.reload_steps = _execute(remote, target, plan, found_tools,
+                                           _installed_modules(layout, restored))
         elif reload:
             result.notes.append("reload skipped: the restored set has no load order")
         result.seconds = time.monotonic() - t0
@@ -314,8 +315,9 @@ def _plan(remote, target: TargetDesc, layout: Layout, order: list[str], module_f
                           firmware=firmware, use_modprobe=use_modprobe, fw_dir=fw_dir)
 
 
-def _execute(remote, target: TargetDesc, plan, tool_paths) -> list[str]:
-    ex = rl.Executor(remote, target.sysfs, tool_paths, target.settings.root_prefix)
+def _execute(remote, target: TargetDesc, plan, tool_paths, installed=None) -> list[str]:
+    ex = rl.Executor(remote, target.sysfs, tool_paths, target.settings.root_prefix,
+                     installed=installed)
     try:
         return ex.run(plan)
     except rl.StepFailed as e:
@@ -323,9 +325,15 @@ def _execute(remote, target: TargetDesc, plan, tool_paths) -> list[str]:
                           "the files stay as they are") from e
 
 
+def _installed_modules(layout: Layout, record: dict | None) -> dict[str, str]:
+    from .artifacts import module_name
+    return {module_name(n): f"{layout.modules}/{n}" for n in (record or {}).get("modules", {})}
+
+
 def _reload(remote, target: TargetDesc, layout: Layout, plan, tool_paths, record,
             emit: Progress) -> list[str]:
-    ex = rl.Executor(remote, target.sysfs, tool_paths, target.settings.root_prefix)
+    ex = rl.Executor(remote, target.sysfs, tool_paths, target.settings.root_prefix,
+                     installed=_installed_modules(layout, record))
     emit(ProgressEvent("reload"))
     try:
         return ex.run(plan)

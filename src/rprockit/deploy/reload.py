@@ -243,15 +243,23 @@ class Executor:
         tool_paths: tool name -> path on the target.
         root_prefix: passed to ``modprobe -d`` when set.
         settle: seconds to wait for a remote processor to appear or reach a state.
+        installed: ``{module name: installed path}`` of the deployed modules; a
+            ``modprobe`` step for one of them loads that file with ``insmod`` when
+            ``modprobe -D`` (kmod ``--show-depends``; busybox ``-D``) resolves the
+            name to another file.  busybox depmod lists one file per module name
+            and ignores depmod.d's ``search`` order, so a copy in ``extra/`` can
+            shadow the deployed one in ``updates/``.
     """
 
     def __init__(self, remote: RemoteShell, sysfs: str, tool_paths: Mapping[str, str],
-                 root_prefix: str = "", settle: float = 5.0):
+                 root_prefix: str = "", settle: float = 5.0,
+                 installed: Mapping[str, str] | None = None):
         self.remote = remote
         self.sysfs = sysfs
         self.tools = tool_paths
         self.root_prefix = root_prefix
         self.settle = settle
+        self.installed = dict(installed or {})
 
     def run(self, steps: Sequence[ReloadStep]) -> list[str]:
         """Execute ``steps`` in order; return the log of what was done.
@@ -262,10 +270,10 @@ class Executor:
         done = []
         for step in steps:
             try:
-                getattr(self, "_" + step.action.replace("-", "_"))(step)
+                did = getattr(self, "_" + step.action.replace("-", "_"))(step)
             except RemoteCommandError as e:
                 raise StepFailed(step, e.output.strip() or str(e)) from e
-            done.append(step.describe())
+            done.append(did or step.describe())
         return done
 
     def _echo(self, value: str, path: str) -> None:
@@ -303,11 +311,25 @@ class Executor:
     def _rmmod(self, step: ReloadStep) -> None:
         self.remote.run([self.tools.get("rmmod", "rmmod"), step.arg])
 
-    def _modprobe(self, step: ReloadStep) -> None:
+    def _modprobe(self, step: ReloadStep) -> str | None:
         argv = [self.tools.get("modprobe", "modprobe")]
         if self.root_prefix:
             argv += ["-d", self.root_prefix]
+        path = self.installed.get(step.arg)
+        if path and not self.root_prefix and self.resolves_to(step.arg) not in (None, path):
+            self.remote.run([self.tools.get("insmod", "insmod"), path])
+            return f"insmod {path}  # modprobe {step.arg} resolves to another file"
         self.remote.run([*argv, step.arg])
+        return None
+
+    def resolves_to(self, name: str) -> str | None:
+        """The file ``modprobe`` would load for ``name`` (last ``insmod`` line of
+        ``modprobe -D``), or None when it cannot tell."""
+        res = self.remote.run([self.tools.get("modprobe", "modprobe"), "-D", name],
+                              check=False)
+        paths = [ln.split()[1] for ln in res.stdout.splitlines()
+                 if ln.startswith("insmod ") and len(ln.split()) > 1]
+        return paths[-1] if res.returncode == 0 and paths else None
 
     def _insmod(self, step: ReloadStep) -> None:
         self.remote.run([self.tools.get("insmod", "insmod"), step.arg])

@@ -55,7 +55,14 @@ DF_SCRIPT = r"""
 d=$1
 while [ ! -d "$d" ]; do d=${d%/*}; [ -n "$d" ] || d=/; done
 echo "$d"
-df -k -P "$d" 2>/dev/null || df -k "$d"
+if out=$(df -k -P "$d" 2>/dev/null) || out=$(df -k "$d" 2>/dev/null); then
+  echo "$out"; exit 0
+fi
+# busybox df skips the "rootfs" line of /proc/mounts (an initramfs root), so it
+# finds no mount point for directories on it: the same numbers from statfs(2).
+set -- $(stat -f -c '%a %S %b' "$d") && [ $# -eq 3 ] || exit 1
+echo "Filesystem 1024-blocks Used Available Capacity Mounted on"
+echo "rootfs $(($3 * $2 / 1024)) - $(($1 * $2 / 1024)) - /"
 """
 
 PROBE_SCRIPT = r"""

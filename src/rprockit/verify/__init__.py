@@ -97,4 +97,7 @@ def run_verify(target_env: Path, manifest: Path, results_dir: Path, images: Path
                         results_dir, log)
 
 
-__all__ = ["SUITE", "VerifyResult", "os", "run_verify"]
+from .facts import Facts, run_facts
+from .signatures import Match, match
+
+__all__ = ["SUITE", "Facts", "Match", "VerifyResult", "match", "os", "run_facts", "run_verify"]

@@ -37,21 +37,21 @@ _DT = "DT=/sys/firmware/devicetree/base; [ -d $DT ] || DT=/proc/device-tree; "
 #: 1024-byte line limit of busybox's line editor, FEATURE_EDITING_MAX_LEN, so it
 #: also works on a serial console); each prints tagged ``KEY|...`` lines.
 FACTS_COMMANDS = (
-    'echo "RELEASE|$(uname -r)"; echo "CMDLINE|$(cat /proc/cmdline 2>/dev/null)"; '
-    'echo "TAINT|$(cat /proc/sys/kernel/tainted 2>/dev/null)"',
-    _DT + 'if [ -d $DT ]; then echo "ROOT|$(tr "\\000" " " 2>/dev/null < $DT/compatible)"; '
-    'for f in $(grep -rlE "fsl,imx[0-9a-z]+-(cm[0-9]+|rpmsg)" $DT/ 2>/dev/null '
-    '| grep "/compatible$"); do d=${f%/compatible}; echo "NODE|${d#$DT}|$(tr "\\000" " " '
-    '< $f)|$(tr -d "\\000" 2>/dev/null < $d/status)"; done; else echo "NODT|"; fi',
-    _DT + 'R=$DT/reserved-memory; if [ -d $R ]; then echo "RCELLS|$(od -An -tx1 -v '
-    '$R/#address-cells | tr -d " \\n")|$(od -An -tx1 -v $R/#size-cells | tr -d " \\n")"; '
-    'for n in $R/*; do [ -d $n ] || continue; echo "RMEM|${n##*/}|$(od -An -tx1 -v $n/reg '
-    '2>/dev/null | tr -d " \\n")|$([ -e $n/no-map ] && echo no-map)|$(tr "\\000" " " < '
-    '$n/compatible 2>/dev/null)|$(tr -d "\\000" 2>/dev/null < $n/status)"; done; fi',
-    'while read -r m rest; do echo "MOD|$m $rest"; done 2>/dev/null < /proc/modules; '
-    'for d in /sys/class/remoteproc/remoteproc*; do [ -d $d ] && echo "RPROC|${d##*/}|'
-    '$(cat $d/name)|$(cat $d/state)|$(cat $d/firmware)|$(cat $d/recovery 2>/dev/null)"; done; '
-    'for d in /sys/bus/rpmsg/devices/*; do [ -e $d ] && echo "RPMSG|${d##*/}"; done; true',
+    ('echo "RELEASE|$(uname -r)"; echo "CMDLINE|$(cat /proc/cmdline 2>/dev/null)"; '
+     'echo "TAINT|$(cat /proc/sys/kernel/tainted 2>/dev/null)"'),
+    (_DT + 'if [ -d $DT ]; then echo "ROOT|$(tr "\\000" " " 2>/dev/null < $DT/compatible)"; '
+     'for f in $(grep -rlE "fsl,imx[0-9a-z]+-(cm[0-9]+|rpmsg)" $DT/ 2>/dev/null '
+     '| grep "/compatible$"); do d=${f%/compatible}; echo "NODE|${d#$DT}|$(tr "\\000" " " '
+     '< $f)|$(tr -d "\\000" 2>/dev/null < $d/status)"; done; else echo "NODT|"; fi'),
+    (_DT + 'R=$DT/reserved-memory; if [ -d $R ]; then echo "RCELLS|$(od -An -tx1 -v '
+     '$R/#address-cells | tr -d " \\n")|$(od -An -tx1 -v $R/#size-cells | tr -d " \\n")"; '
+     'for n in $R/*; do [ -d $n ] || continue; echo "RMEM|${n##*/}|$(od -An -tx1 -v $n/reg '
+     '2>/dev/null | tr -d " \\n")|$([ -e $n/no-map ] && echo no-map)|$(tr "\\000" " " 2>/dev/null '
+     '< $n/compatible)|$(tr -d "\\000" 2>/dev/null < $n/status)"; done; fi'),
+    ('while read -r m rest; do echo "MOD|$m $rest"; done 2>/dev/null < /proc/modules; '
+     'for d in /sys/class/remoteproc/remoteproc*; do [ -d $d ] && echo "RPROC|${d##*/}|'
+     '$(cat $d/name)|$(cat $d/state)|$(cat $d/firmware)|$(cat $d/recovery 2>/dev/null)"; done; '
+     'for d in /sys/bus/rpmsg/devices/*; do [ -e $d ] && echo "RPMSG|${d##*/}"; done; true'),
 )
 
 
@@ -146,18 +146,18 @@ class Facts:
         if not self.devicetree:
             rows.append(("device tree", "none on the target"))
         for n in self.nodes:
-            rows.append((f"node {n.path}", f"{' '.join(n.compatible)}: live "
-                         f"{_st(n.live_status)}, built {_st(n.built_status)}"))
+            state = f"live {_st(n.live_status)}, built {_st(n.built_status)}"
+            rows.append((f"node {n.path}", f"{' '.join(n.compatible)}: {state}"))
         for r in self.reserved:
             where = ("" if r.in_built_dtb is None else
                      " (in built DTB)" if r.in_built_dtb else " (NOT in built DTB)")
-            rows.append((f"reserved {r.name}", f"{_hx(r.base)}+{_hx(r.size)}"
-                         f"{' no-map' if r.no_map else ''}{' ' + r.compatible if r.compatible else ''}"
-                         f"{where}"))
+            desc = (f"{_hx(r.base)}+{_hx(r.size)}{' no-map' if r.no_map else ''}"
+                    f"{' ' + r.compatible if r.compatible else ''}{where}")
+            rows.append((f"reserved {r.name}", desc))
         rows.append(("modules", " ".join(sorted(self.modules)) or "(none)"))
         for rp in self.remoteprocs:
-            rows.append((rp["instance"], f"name {rp['name']}, state {rp['state']}, "
-                         f"firmware {rp['firmware']}"))
+            desc = f"name {rp['name']}, state {rp['state']}, firmware {rp['firmware']}"
+            rows.append((rp["instance"], desc))
         if not self.remoteprocs:
             rows.append(("remoteproc", "(none)"))
         rows.append(("rpmsg devices", " ".join(self.rpmsg_devices) or "(none)"))
@@ -285,12 +285,12 @@ def compare_with_dtb(facts: Facts, dtb: Path) -> None:
 
 def judge(facts: Facts) -> None:
     """Add findings that need no DTB (i.MX8M clock gating, taint, remoteproc presence)."""
-    if facts.soc and re.match(r"imx8m[mnpq]$", facts.soc) and facts.cm_nodes():
-        if facts.mcore_booted in (None, "0", "n", "N"):
-            facts.findings.append(Finding(
-                "warn", f"{facts.soc}: clk-{facts.soc}.mcore_booted=1 is not on the kernel "
-                "command line; Linux gates the M core's clocks and loading firmware may stall "
-                "the CPU", "imx8m-mcore-clock-stall"))
+    imx8m = bool(facts.soc and re.match(r"imx8m[mnpq]$", facts.soc))
+    if imx8m and facts.cm_nodes() and facts.mcore_booted in (None, "0", "n", "N"):
+        facts.findings.append(Finding(
+            "warn", f"{facts.soc}: clk-{facts.soc}.mcore_booted=1 is not on the kernel "
+            "command line; Linux gates the M core's clocks and loading firmware may stall "
+            "the CPU", "imx8m-mcore-clock-stall"))
     if facts.cm_nodes() and not facts.remoteprocs:
         facts.findings.append(Finding("info", "an M core node is enabled but no remoteproc "
                                       "instance exists (imx_rproc not loaded or probe failed)"))
@@ -332,7 +332,7 @@ def find_dtb(target_env: Path, images: Path | None) -> Path | None:
             path = Environment(str(target_env)).config.get_image_path("dtb")
         if path and Path(path).is_file():
             return Path(path)
-    except Exception:  # noqa: BLE001 - no dtb image in the file, or an unset template
+    except Exception:  # noqa: BLE001, S110 - no dtb image in the file, or an unset template
         pass
     if images is not None:
         dtbs = sorted((images / "dtbs").glob("*.dtb"))

@@ -18,6 +18,15 @@ but it is not "System RAM" either (arch/arm/kernel/setup.c
 ``request_standard_resources()``), so ``mmap`` of /dev/mem is allowed even with
 CONFIG_STRICT_DEVMEM and busybox ``devmem`` (one 32-bit mmap read each) works.
 
+The loaded resource table is the exception: rproc_start() copies the
+kernel's working copy over it, so the fields the kernel fills in differ from
+the file by design and are left out of the comparison (and reported):
+vdev notifyid, gfeatures (negotiated features), status (virtio status byte)
+and config space, each vring's da, notifyid and pa (rproc_alloc_vring(),
+rproc_virtio_finalize_features(), rproc_virtio_set_status()), and a
+carveout's da and pa (rproc_alloc_carveout()); include/linux/remoteproc.h
+gives the layouts.
+
 On hardware the M core runs and writes its .data, .bss and stack, so only
 read-only segments (no PF_W) must match there; writable segments are compared
 and reported, and must match only when the core does not execute (the emulated
@@ -26,6 +35,7 @@ board).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +50,7 @@ class IntegrityUnavailable(Exception):
     """/dev/mem cannot be read on the target; the message says why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Span:
     """The expected bytes of one PT_LOAD segment at its system address."""
 
@@ -51,6 +61,7 @@ class Span:
     data: bytes
     writable: bool
     att_entry: str
+    masked: dict[int, str] = field(default_factory=dict)
 
     @property
     def memsz(self) -> int:
@@ -66,6 +77,7 @@ class SpanResult:
     mismatches: int
     first: list[tuple[int, int, int]] = field(default_factory=list)  # (offset, want, got)
     method: str = ""
+    kernel_written: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         """One line of evidence."""
@@ -75,10 +87,57 @@ class SpanResult:
                 f"{s.filesz} file bytes"
                 + (f" (incl. {tail} tail byte(s) past the last whole word)" if tail else "")
                 + f" + {s.memsz - s.filesz} zero-fill bytes, read with {self.method}")
+        if self.kernel_written:
+            what += (f"; {len(self.span.masked)} resource-table byte(s) written by the kernel "
+                     "left out (" + ", ".join(f"{k} {v}" for k, v in
+                                              list(self.kernel_written.items())[:6]) + ")")
         if not self.mismatches:
             return what + ": identical"
         firsts = ", ".join(f"+0x{o:x} want {w:02x} got {g:02x}" for o, w, g in self.first[:4])
         return what + f": {self.mismatches} byte(s) differ ({firsts})"
+
+
+def kernel_written_fields(table_da: int, table: bytes) -> dict[int, str]:
+    """Device addresses of the resource-table bytes the kernel rewrites, with a field name.
+
+    Args:
+        table_da: device address of the ``.resource_table`` section.
+        table: its bytes (struct resource_table, little endian).
+
+    Returns:
+        ``{device address: "vdev0.status"}`` for every byte of those fields.
+    """
+    out: dict[int, str] = {}
+
+    def mark(off: int, size: int, name: str) -> None:
+        for i in range(size):
+            out[table_da + off + i] = name
+
+    if len(table) < 16:
+        return out
+    num = struct.unpack_from("<I", table, 4)[0]
+    for i in range(min(num, (len(table) - 16) // 4)):
+        off = struct.unpack_from("<I", table, 16 + 4 * i)[0]
+        if off + 4 > len(table):
+            continue
+        rtype = struct.unpack_from("<I", table, off)[0]
+        body = off + 4
+        if rtype == 0:  # fw_rsc_carveout: da, pa, len, flags, reserved, name[32]
+            mark(body, 4, f"carveout{i}.da")
+            mark(body + 4, 4, f"carveout{i}.pa")
+        elif rtype == 3 and body + 24 <= len(table):  # fw_rsc_vdev
+            config_len = struct.unpack_from("<I", table, body + 16)[0]
+            nvr = table[body + 21]
+            mark(body + 4, 4, f"vdev{i}.notifyid")
+            mark(body + 12, 4, f"vdev{i}.gfeatures")
+            mark(body + 20, 1, f"vdev{i}.status")
+            for v in range(nvr):
+                vr = body + 24 + 20 * v  # fw_rsc_vdev_vring: da, align, num, notifyid, pa
+                mark(vr, 4, f"vring{v}.da")
+                mark(vr + 12, 4, f"vring{v}.notifyid")
+                mark(vr + 16, 4, f"vring{v}.pa")
+            mark(body + 24 + 20 * nvr, config_len, f"vdev{i}.config")
+    return out
 
 
 def expected_spans(elf: Path, att: AttTable) -> list[Span]:
@@ -96,7 +155,10 @@ def expected_spans(elf: Path, att: AttTable) -> list[Span]:
         ValueError: a segment has no ATT translation (the kernel would refuse it).
     """
     spans = []
-    for seg in load_image(elf).segments:
+    img = load_image(elf)
+    rsc = (kernel_written_fields(img.rsc_table.addr, img.rsc_table.data)
+           if img.rsc_table is not None and img.rsc_table.data else {})
+    for seg in img.segments:
         if not seg.memsz:
             continue
         hit = att.da_to_sys(seg.paddr, seg.memsz)
@@ -105,16 +167,24 @@ def expected_spans(elf: Path, att: AttTable) -> list[Span]:
                              f"translation in {att.name}'s ATT")
         entry, sys = hit
         data = seg.data + bytes(seg.memsz - seg.filesz)
+        masked = {da - seg.paddr: name for da, name in rsc.items()
+                  if seg.paddr <= da < seg.paddr + seg.memsz}
         spans.append(Span(seg.index, seg.paddr, sys, seg.filesz, data,
-                          bool(seg.flags & P_FLAGS.PF_W), entry.name))
+                          bool(seg.flags & P_FLAGS.PF_W), entry.name, masked))
     return spans
 
 
 def compare(span: Span, got: bytes, method: str = "") -> SpanResult:
     """Compare ``got`` (read from ``span.sys``) with the expected bytes."""
-    bad = [(i, w, g) for i, (w, g) in enumerate(zip(span.data, got)) if w != g]
+    bad = [(i, w, g) for i, (w, g) in enumerate(zip(span.data, got))
+           if w != g and i not in span.masked]
     missing = max(0, span.memsz - len(got))
-    return SpanResult(span, len(bad) + missing, bad[:16], method)
+    fields: dict[str, bytearray] = {}
+    for off, name in sorted(span.masked.items()):
+        if off < len(got):
+            fields.setdefault(name, bytearray()).append(got[off])
+    written = {name: "0x" + bytes(reversed(v)).hex() for name, v in fields.items()}
+    return SpanResult(span, len(bad) + missing, bad[:16], method, written)
 
 
 def parse_od(text: str) -> bytes:
@@ -139,7 +209,7 @@ def read_dd(shell: TargetShell, sys: int, length: int) -> bytes:
     page = 4096
     start = sys & ~(page - 1)
     count = (sys + length - start + page - 1) // page
-    out, rc = shell.run(f"dd if=/dev/mem bs={page} skip={start // page} count={count} "
+    out, _rc = shell.run(f"dd if=/dev/mem bs={page} skip={start // page} count={count} "
                         "2>/tmp/.rprockit-dd.err | od -An -tx1 -v; cat /tmp/.rprockit-dd.err")
     data_lines = [ln for ln in out.splitlines() if ln.strip() and all(
         len(t) == 2 for t in ln.split())]

@@ -86,6 +86,7 @@ class TargetShell:
     klog: list[str] = field(default_factory=list)
     _last_ts: float | None = None
     _last_count: int = 0
+    _seen_at_last_ts: set[str] = field(default_factory=set)
     _dmesg_ok: bool | None = None
 
     def run(self, cmd: str, timeout: float = 30.0) -> tuple[str, int]:
@@ -147,6 +148,7 @@ class TargetShell:
         m = _TS_RE.match(last)
         if m:
             self._last_ts = float(m.group(1))
+            self._seen_at_last_ts = {last}
         else:
             self._last_count = int(self.check("dmesg | wc -l").strip() or 0)
 
@@ -163,16 +165,24 @@ class TargetShell:
         if not self.dmesg_readable():
             return len(self.klog)
         if self._last_ts is not None:
-            awk = ("awk -v t=%r '{ if (match($0, /^\\[ *[0-9]+\\.[0-9]+\\]/)) "
-                   "{ s = substr($0, RSTART + 1, RLENGTH - 2) + 0; if (s > t) p = 1 } "
-                   "if (p) print }'" % self._last_ts)
+            awk = (f"awk -v t={self._last_ts!r} "
+                   "'{ if (match($0, /^\\[ *[0-9]+\\.[0-9]+\\]/)) "
+                   "{ s = substr($0, RSTART + 1, RLENGTH - 2) + 0; if (s >= t) p = 1 } "
+                   "if (p) print }'")
             new = self.check(f"dmesg | {awk}").splitlines()
+            # lines stamped with the last timestamp seen were read already (same µs burst)
+            while new and new[0] in self._seen_at_last_ts:
+                new.pop(0)
         else:
             new = self.check(f"dmesg | tail -n +{self._last_count + 1}").splitlines()
         new = [ln for ln in new if ln.strip()]
         stamped = [float(m.group(1)) for ln in new if (m := _TS_RE.match(ln))]
         if stamped:
+            if stamped[-1] != self._last_ts:
+                self._seen_at_last_ts = set()
             self._last_ts = stamped[-1]
+            self._seen_at_last_ts |= {ln for ln in new if (m := _TS_RE.match(ln))
+                                      and float(m.group(1)) == self._last_ts}
         elif self._last_ts is None:
             self._last_count += len(new)
         self.klog += new

@@ -23,16 +23,16 @@ from rprockit.build import vermagic as host_vermagic
 from rprockit.preflight.soc import load_soc
 from rprockit.verify.facts import collect_facts
 from rprockit.verify.integrity import IntegrityUnavailable, compare, expected_spans, read_back
-from rprockit.verify.suite.conftest import RPROC_CLASS, load_stack
+from rprockit.verify.suite.conftest import load_stack
 from rprockit.verify.target_shell import q
 
 # dmesg lines that mean a failure (kernel sources: remoteproc_core.c,
 # remoteproc_elf_loader.c, imx_rproc.c, virtio_rpmsg_bus.c)
 FATAL_RE = re.compile(r"Oops|BUG:|WARNING:|Unable to handle|self-detected stall|soft lockup")
 SUBSYSTEM_RE = re.compile(r"\b(remoteproc\d*|imx[-_]rproc\w*|rproc-virtio|rpmsg\w*|virtio\w*"
-                          r"|firmware|mbox\w*)\b", re.I)
+                          r"|firmware|mbox\w*)\b", re.IGNORECASE)
 FAIL_RE = re.compile(r"\b(fail\w*|error|unable|cannot|invalid|timed? ?out)\b|err:?\s*-\d+"
-                     r"|bad phdr|already exist|No initialized mbox", re.I)
+                     r"|bad phdr|already exist|No initialized mbox", re.IGNORECASE)
 # imx_rproc_kick() logs it when virtio kicks a core without MU mailboxes
 # (drivers/remoteproc/imx_rproc.c): expected on the emulated board (QEMU has
 # no MU), a real problem on hardware (knowledge base: no-mu-tx-channel).
@@ -60,7 +60,7 @@ def test_kernel_release(shell, manifest, record_property):
     """The running kernel is the one the manifest names."""
     rel = shell.check("uname -r").strip()
     _evidence(record_property, [f"uname -r: {rel}; manifest {manifest.get('id')}: "
-                                f"{manifest['kernel_release']}"])
+                                + manifest["kernel_release"]])
     assert rel == manifest["kernel_release"], (
         f"target runs {rel}, the build produced {manifest['kernel_release']}: boot the kernel "
         "of the same build, or rebuild against the running kernel")
@@ -122,7 +122,7 @@ def test_modules_load_in_order(shell, manifest, rproc_expected, record_property)
     lines = load_stack(shell, order)
     loaded = shell.check("cat /proc/modules")
     for name in order:
-        assert re.search(rf"^{name} ", loaded, re.M), f"{name} not in /proc/modules"
+        assert re.search(rf"^{name} ", loaded, re.MULTILINE), f"{name} not in /proc/modules"
     taint = int(shell.read("/proc/sys/kernel/tainted"))
     _evidence(record_property, lines + [f"tainted={taint}"])
     # bit 12 (4096) is TAINT_OOT_MODULE: out-of-tree modules are allowed
@@ -132,8 +132,9 @@ def test_modules_load_in_order(shell, manifest, rproc_expected, record_property)
 # -- remoteproc ------------------------------------------------------------------------------
 def test_remoteproc_probed(rproc, record_property):
     """imx_rproc probed: remoteproc* exists; report name, state and firmware."""
-    _evidence(record_property, [f"{rproc['dir']}: name {rproc['name']}, state "
-                                f"{rproc['state']}, firmware {rproc['firmware']}"])
+    line = (f"{rproc['dir']}: name {rproc['name']}, state {rproc['state']}, "
+            f"firmware {rproc['firmware']}")
+    _evidence(record_property, [line])
     assert rproc["state"] in ("offline", "running", "detached", "attached"), rproc
 
 
@@ -232,7 +233,9 @@ def test_reload_cycles(shell, rproc, manifest, cycles, emulated, record_property
         if i <= 2 or i == cycles:
             evidence.append(f"cycle {i}: start -> {st}, virtio {virtio}, rpmsg {rpmsg}; "
                             f"stop -> {st2}")
-        assert st == "running", f"cycle {i}: state '{st}' after start"
+        said = " ".join(ln for ln in out.splitlines() if not ln.startswith("CYCLE|")).strip()
+        assert st == "running", f"cycle {i}: state '{st}' after start" + (
+            f" ({said})" if said else "")
         assert virtio, f"cycle {i}: no virtio device after start"
         assert any(NS_RE.match(r) for r in rpmsg), (
             f"cycle {i}: no rpmsg name-service channel (virtioN.rpmsg_ns.53.53): {rpmsg}")
