@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "kernel_configs" / "profiles" / "imx7d-mainline-6.1.yaml"
+NAME = "imx7d-mainline-6.1"  # same name: the bench may reuse a workspace of the default profile
 
 PATCH = """From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001
 From: rprockit bench <bench@localhost>
@@ -98,7 +99,6 @@ def bench_profile(tmp: Path, fragment_extra: str) -> Path:
     frag = tmp / "bench.config"
     frag.write_text(fragment_extra)
     text = PROFILE.read_text().replace("../../", f"{ROOT}/").replace("../", f"{PROFILE.parent.parent}/")
-    text = text.replace("name: imx7d-mainline-6.1", "name: bench-imx7d")
     text = text.replace(f"  - {ROOT}/patches/imx-rproc\n",
                         f"  - {ROOT}/patches/imx-rproc\n  - {series}\n")
     text = text.replace(f"    - {PROFILE.parent.parent}/fragments/rproc-rpmsg.config\n",
@@ -120,23 +120,23 @@ def main() -> int:
     base = ["--profile", str(prof), "--workspace", str(ws)]
     res: dict = {"cases": {}}
     if "a" not in skip:
-        shutil.rmtree(ws / "bench-imx7d", ignore_errors=True)
+        shutil.rmtree(ws / NAME, ignore_errors=True)
         res["cases"]["a_clean_pipeline"] = rprockit("all", *base, env={"CCACHE_DISABLE": "1"})
-        res["cases"]["a_stages"] = stage_times(ws, "bench-imx7d")
+        res["cases"]["a_stages"] = stage_times(ws, NAME)
     if "b" not in skip:
         res["cases"]["b_noop_rerun"] = rprockit("all", *base)
-        res["cases"]["b_stages"] = stage_times(ws, "bench-imx7d")
+        res["cases"]["b_stages"] = stage_times(ws, NAME)
     if "c" not in skip:
         (tmp / "bench-series" / "0001-bench.patch").write_text(PATCH.format(tag="two"))
         res["cases"]["c_patch_edit_to_verified"] = rprockit("all", *base)
-        res["cases"]["c_stages"] = stage_times(ws, "bench-imx7d")
+        res["cases"]["c_stages"] = stage_times(ws, NAME)
     if "d" not in skip:
         (tmp / "bench.config").write_text("# CONFIG_RPMSG_TTY is not set\n")
         res["cases"]["d_fragment_change_to_verified"] = rprockit("all", *base)
-        res["cases"]["d_stages"] = stage_times(ws, "bench-imx7d")
+        res["cases"]["d_stages"] = stage_times(ws, NAME)
         (tmp / "bench.config").write_text("CONFIG_RPMSG_TTY=m\n")
     if "e" not in skip:
-        src, cfg = ws / "bench-imx7d" / "src", ws / "bench-imx7d" / "out" / ".config"
+        src, cfg = ws / NAME / "src", ws / NAME / "out" / ".config"
         out = ws / "plain-make"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)

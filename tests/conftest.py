@@ -35,6 +35,7 @@ def isolated_env(monkeypatch, tmp_path_factory):
         if var.startswith(("XDG_", "GIT_")):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # no user keys leak into SSH tests
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for k in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{k}_NAME", "rprockit test")

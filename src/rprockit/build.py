@@ -107,9 +107,11 @@ def toolchain_versions(profile: Profile) -> dict[str, str]:
             out[name] = "not installed"
     pkg = _compiler_package(profile.cross_compile)
     if pkg:
-        res = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg],
-                             capture_output=True, text=True, check=False)
-        out["package"] = f"{pkg} {res.stdout.strip()}"
+        bpkg = "binutils-" + profile.cross_compile.rstrip("-")
+        for key, name in (("package", pkg), ("binutils_package", bpkg)):
+            res = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", name],
+                                 capture_output=True, text=True, check=False)
+            out[key] = f"{name} {res.stdout.strip() or 'not installed'}"
     return out
 
 
@@ -150,6 +152,35 @@ def build_board_dtb(profile: Profile, ws: Workspace, dts: Path, runner: Runner) 
                 str(dts.parent), "-i", str(dts_dir), "-o", dtb, pre],
                hint=f"in board DT source {dts}")
     return dtb
+
+
+def reproduce_recipe(profile: Profile, ws: Workspace, env: dict, jobs: int,
+                     targets: list[str]) -> list[str]:
+    """The command sequence that rebuilds these artifacts (recorded in the manifest)."""
+    import shlex
+
+    from . import __version__
+
+    envs = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    steps = [
+        f"# rprockit {__version__}; profile {profile.file}",
+        (f"rprockit configure --profile {shlex.quote(str(profile.file))} "
+         f"--workspace {shlex.quote(str(ws.root))}   # fetch, patch, configure"),
+        f"git -C {ws.src} rev-parse HEAD   # must print the manifest's inputs.source.commit",
+        f"sha256sum {ws.out}/.config   # must print inputs.config_sha256",
+        f"{envs} {shlex.join(make_args(profile, ws, jobs, use_ccache=False) + targets)}",
+    ]
+    dts_dir = ws.src / "arch" / profile.arch / "boot" / "dts"
+    for dts in profile.board_dts:
+        pre = ws.out / "rprockit-dtbs" / f"{dts.stem}.dts.tmp"
+        steps.append(shlex.join(["gcc", "-E", "-nostdinc", "-I", str(dts_dir), "-I",
+                                 str(ws.src / "scripts/dtc/include-prefixes"), "-I",
+                                 str(dts.parent), "-undef", "-D__DTS__", "-x",
+                                 "assembler-with-cpp", "-P", "-o", str(pre), str(dts)]))
+        steps.append(shlex.join([str(ws.out / "scripts/dtc/dtc"), "-q", "-O", "dtb", "-b", "0",
+                                 "-i", str(dts.parent), "-i", str(dts_dir), "-o",
+                                 str(ws.out / "rprockit-dtbs" / f"{dts.stem}.dtb"), str(pre)]))
+    return steps
 
 
 def check_module_signing(config: Path) -> None:
@@ -280,8 +311,7 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
         **(meta or {}),
         "inputs": {**inputs, "toolchain": tools, "environment": env},
         "outputs": outputs,
-        "reproduce": [" ".join(f"{k}='{v}'" for k, v in env.items()) + " "
-                      + " ".join(make_args(profile, ws, jobs, use_ccache=False) + targets)],
+        "reproduce": reproduce_recipe(profile, ws, env, jobs, targets),
     }
     data["id"] = fingerprint(data["inputs"], outputs)[:16]
     write_json_atomic(manifest, data)

@@ -103,9 +103,11 @@ def stage_patch(ctx: Context):
     end = repo.head.commit.hexsha
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no patches"
     write_json_atomic(ctx.ws.base / "reports" / "patch.json", reports)
-    ctx.ws.save_state("patch", fp, end=end, summary=summary,
-                      patches=[{"name": r["name"], "status": r["status"], "sha256": r.get("sha256")}
-                               for rep in reports for r in rep.get("patches", [])])
+    patches = [{"series": str(series.directory), "name": r["name"], "status": r["status"],
+                "commit": r.get("commit"),
+                "sha256": file_sha256(series.directory / r["name"])}
+               for series, rep in zip(series_list, reports) for r in rep.get("patches", [])]
+    ctx.ws.save_state("patch", fp, end=end, summary=summary, patches=patches)
     return False, summary, {"end": end}
 
 
