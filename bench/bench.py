@@ -150,7 +150,7 @@ def main() -> int:
                     "make": version(["make", "--version"]),
                     "qemu": version(["qemu-system-arm", "--version"]),
                     "ccache": version(["ccache", "--version"])}
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     out_json = ROOT / "bench" / "results" / f"{stamp}.json"
     out_json.write_text(json.dumps(res, indent=2) + "\n")
     lines = [f"rprockit benchmark {stamp}: {res['machine']['cores']} cores, {res['tools']['gcc']}",

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import fakemod
 import pytest
 from sshd_fixture import sshd  # noqa: F401 - fixture
 
@@ -44,29 +45,12 @@ pytestmark = pytest.mark.skipif(
 
 
 # -- helpers -------------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def _no_agent(monkeypatch):
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-
-
 @pytest.fixture(scope="session")
 def arm_object(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("ko")
-    (d / "m.c").write_text("int rprockit_test_init(void) { return 0; }\n")
-    subprocess.run([CROSS + "gcc", "-c", "-o", str(d / "m.o"), str(d / "m.c")], check=True)
-    return d / "m.o"
+    return fakemod.arm_object(tmp_path_factory.mktemp("ko"))
 
 
-def make_ko(arm_object: Path, out: Path, release: str, version: str = "1") -> Path:
-    """An ARM ELF object with the .modinfo of a kernel module built for ``release``."""
-    name = out.name.removesuffix(".ko")
-    info = out.with_suffix(".modinfo")
-    info.write_bytes(f"version={version}\0license=GPL\0name={name}\0"
-                     f"vermagic={release} SMP mod_unload ARMv7 p2v8 \0".encode())
-    subprocess.run([CROSS + "objcopy", "--add-section", f".modinfo={info}",
-                    "--set-section-flags", ".modinfo=alloc,readonly", str(arm_object),
-                    str(out)], check=True)
-    return out
+make_ko = fakemod.make_ko
 
 
 def build_set(arm_object: Path, d: Path, release: str = RELEASE, version: str = "1",

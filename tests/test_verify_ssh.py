@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-import subprocess
-from pathlib import Path
 
+import fakemod
 import pytest
 import yaml
 from sshd_fixture import sshd  # noqa: F401 - fixture
@@ -35,27 +34,13 @@ pytestmark = pytest.mark.skipif(
     reason="needs arm-linux-gnueabihf-gcc (gcc-arm-linux-gnueabihf) and modinfo (kmod)")
 
 
-@pytest.fixture(autouse=True)
-def _no_agent(monkeypatch):
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-
-
-def make_ko(obj: Path, out: Path, release: str) -> Path:
-    info = out.with_suffix(".modinfo")
-    info.write_bytes(f"license=GPL\0name={out.stem}\0vermagic={release} SMP mod_unload "
-                     "ARMv7 p2v8 \0".encode())
-    subprocess.run([CROSS + "objcopy", "--add-section", f".modinfo={info}",
-                    "--set-section-flags", ".modinfo=alloc,readonly", str(obj), str(out)],
-                   check=True)
-    return out
+make_ko = fakemod.make_ko
 
 
 @pytest.fixture
 def board(tmp_path, sshd):  # noqa: F811
     """A built set (artifacts + manifest), deployed under a root prefix; the env file."""
-    (tmp_path / "m.c").write_text("int rprockit_verify_test(void) { return 0; }\n")
-    obj = tmp_path / "m.o"
-    subprocess.run([CROSS + "gcc", "-c", "-o", str(obj), str(tmp_path / "m.c")], check=True)
+    obj = fakemod.arm_object(tmp_path, "rprockit_verify_test")
     art = tmp_path / "artifacts"
     (art / "modules").mkdir(parents=True)
     (art / "firmware").mkdir()
