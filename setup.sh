@@ -36,8 +36,12 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$armhf" -eq 0 ]; then
   # itself be the judge.
   for i in 1 2 3; do
     if "${SUDO[@]}" apt-get update -q; then break; fi
-    echo "setup: apt-get update failed (try $i of 3); retrying" >&2
-    sleep $((i * 5))
+    if [ "$i" -lt 3 ]; then
+      echo "setup: apt-get update failed (try $i of 3); retrying" >&2
+      sleep $((i * 5))
+    else
+      echo "setup: apt-get update still fails; going on: the install below decides" >&2
+    fi
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
