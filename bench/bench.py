@@ -45,7 +45,7 @@ Signed-off-by: rprockit bench <bench@localhost>
 diff --git a/drivers/remoteproc/imx_rproc.c b/drivers/remoteproc/imx_rproc.c
 --- a/drivers/remoteproc/imx_rproc.c
 +++ b/drivers/remoteproc/imx_rproc.c
-@@ -23,6 +23,8 @@
+@@ -22,6 +22,8 @@
  #include "imx_rproc.h"
  #include "remoteproc_internal.h"
  
@@ -59,10 +59,12 @@ diff --git a/drivers/remoteproc/imx_rproc.c b/drivers/remoteproc/imx_rproc.c
 META = """format: 1
 patches:
   0001-bench.patch:
-    id: bench-hello
-    fixes: "none: benchmark edit"
+    fix: bench-hello
+    fixes: ["none: a benchmark edit"]
     families: [mainline]
-    upstream: "Inappropriate [benchmark only]"
+    upstream:
+      status: inappropriate
+      reason: benchmark only
 """
 
 
