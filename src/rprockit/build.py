@@ -10,6 +10,7 @@ output), written atomically.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -119,7 +120,9 @@ def make_args(profile: Profile, ws: Workspace, jobs: int, use_ccache: bool = Tru
     """The ``make`` argument list shared by the build and its reproduction recipe."""
     args = ["make", "-C", str(ws.src), f"O={ws.out}", f"ARCH={profile.arch}",
             f"CROSS_COMPILE={profile.cross_compile}", f"-j{jobs}"]
-    if use_ccache and shutil.which("ccache"):
+    # the ccache wrapper itself costs time on a cold cache: honour CCACHE_DISABLE by
+    # leaving it out entirely
+    if use_ccache and shutil.which("ccache") and not os.environ.get("CCACHE_DISABLE"):
         args.append(f"CC=ccache {profile.cross_compile}gcc")
     return args
 
