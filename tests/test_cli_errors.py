@@ -29,6 +29,18 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _configure_refused(tmp_path: Path, ws: Path, profile_text: str, env=None) -> str:
+    """Run configure on a variant profile in the session workspace; assert exit 2 and an
+    untouched .config; return stderr."""
+    cfg = ws / "imx7d-mainline-6.1" / "out" / ".config"
+    before = _sha(cfg)
+    p = _variant(tmp_path, profile_text)
+    proc = rprockit("configure", "--profile", str(p), "--workspace", str(ws), env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert _sha(cfg) == before
+    return proc.stderr
+
+
 def test_unknown_profile_key(tmp_path):
     p = _variant(tmp_path, DEFAULT.replace("arch: arm\n", "arch: arm\nmachine: imx7d\n"))
     proc = rprockit("configure", "--profile", str(p), "--workspace", str(tmp_path / "ws"))
@@ -72,52 +84,36 @@ def test_locked_commit_gone(tmp_path):
 @pytest.mark.slow
 def test_missing_cross_compiler(tmp_path, default_pipeline):
     ws, _ = default_pipeline
-    cfg = ws / "imx7d-mainline-6.1" / "out" / ".config"
-    before = _sha(cfg)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for tool in ("git", "make", "tar", "dpkg-query", "gcc", "sh"):
         if shutil.which(tool):
             os.symlink(shutil.which(tool), bindir / tool)
-    p = _variant(tmp_path, DEFAULT)
-    proc = rprockit("configure", "--profile", str(p), "--workspace", str(ws),
-                    env={"PATH": str(bindir)})
-    assert proc.returncode == 2, proc.stderr
-    assert "arm-linux-gnueabihf-gcc" in proc.stderr
-    assert "apt-get install gcc-arm-linux-gnueabihf" in proc.stderr
-    assert _sha(cfg) == before
+    err = _configure_refused(tmp_path, ws, DEFAULT, env={"PATH": str(bindir)})
+    assert "arm-linux-gnueabihf-gcc" in err
+    assert "apt-get install gcc-arm-linux-gnueabihf" in err
 
 
 @pytest.mark.slow
 def test_unknown_kconfig_symbol(tmp_path, default_pipeline):
     ws, _ = default_pipeline
-    cfg = ws / "imx7d-mainline-6.1" / "out" / ".config"
-    before = _sha(cfg)
     frag = tmp_path / "typo.config"
     frag.write_text("# typo\nCONFIG_IMX_REMOTEPROCS=m\n")
-    p = _variant(tmp_path, DEFAULT.replace("    - ../fragments/rproc-rpmsg.config\n",
-                                           f"    - ../fragments/rproc-rpmsg.config\n    - {frag}\n"))
-    proc = rprockit("configure", "--profile", str(p), "--workspace", str(ws))
-    assert proc.returncode == 2, proc.stderr
-    assert f"{frag}:2: unknown Kconfig symbol CONFIG_IMX_REMOTEPROCS" in proc.stderr
-    assert "did you mean IMX_REMOTEPROC" in proc.stderr
-    assert _sha(cfg) == before
+    err = _configure_refused(tmp_path, ws, DEFAULT.replace(
+        "    - ../fragments/rproc-rpmsg.config\n",
+        f"    - ../fragments/rproc-rpmsg.config\n    - {frag}\n"))
+    assert f"{frag}:2: unknown Kconfig symbol CONFIG_IMX_REMOTEPROCS" in err
+    assert "did you mean IMX_REMOTEPROC" in err
 
 
 @pytest.mark.slow
 def test_unmet_dependency_explained(tmp_path, default_pipeline):
     ws, _ = default_pipeline
-    cfg = ws / "imx7d-mainline-6.1" / "out" / ".config"
-    before = _sha(cfg)
     frag = tmp_path / "only-rproc.config"
     frag.write_text("CONFIG_MODULES=y\nCONFIG_REMOTEPROC=y\nCONFIG_IMX_REMOTEPROC=m\n")
-    text = DEFAULT.replace("    - ../fragments/imx7d-qemu.config\n    - ../fragments/rproc-rpmsg.config\n",
-                           f"    - {frag}\n")
-    p = _variant(tmp_path, text)
-    proc = rprockit("configure", "--profile", str(p), "--workspace", str(ws))
-    assert proc.returncode == 2, proc.stderr
-    err = proc.stderr
+    err = _configure_refused(tmp_path, ws, DEFAULT.replace(
+        "    - ../fragments/imx7d-qemu.config\n    - ../fragments/rproc-rpmsg.config\n",
+        f"    - {frag}\n"))
     # allnoconfig on ARM turns MMU off, so nothing selects HAVE_ARM_SMCCC
     assert "IMX_REMOTEPROC=m requested" in err and "got n" in err
     assert "HAVE_ARM_SMCCC (=n)" in err and "CPU_V7 (=n)" in err and "MMU (=n)" in err
-    assert _sha(cfg) == before

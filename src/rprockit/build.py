@@ -10,6 +10,7 @@ output), written atomically.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -267,8 +268,6 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
         ToolMissingError: cross compiler, make, ccache-less dtc etc. missing.
         BuildError: make failed; the message names the full log.
     """
-    import os
-
     runner = runner or Runner()
     check_cross_compiler(profile)
     require_tool("make")
@@ -283,7 +282,6 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
                      git.Repo(ws.src).head.commit.hexsha)
     manifest = ws.artifacts / "manifest.json"
     if not force and ws.up_to_date("build", fp) and manifest.is_file():
-        import json
         return BuildResult(manifest, json.loads(manifest.read_text()), skipped=True)
     check_module_signing(ws.out / ".config")
     env = make_env(ws.src)

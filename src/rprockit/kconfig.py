@@ -20,7 +20,6 @@ import difflib
 import io
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -497,7 +496,3 @@ def configure(srctree: Path, arch: str, cross_compile: str, base: str,
     actual = check(kconf, reqs)
     changed = write(kconf, out_config)
     return KconfigResult(Path(out_config), reqs, actual, changed)
-
-
-def have_make() -> bool:
-    return shutil.which("make") is not None

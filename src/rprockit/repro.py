@@ -11,6 +11,7 @@ package ``diffoscope``) is installed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -133,8 +134,6 @@ def check_reproducible(profile: Profile, ws: Workspace, runner: Runner | None = 
         UserError: no configured tree yet.
         BuildError: a build failed (log named).
     """
-    import os
-
     runner = runner or Runner()
     config = ws.out / ".config"
     if not config.is_file():
