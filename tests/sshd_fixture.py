@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import contextlib
 
 SSHD = "/usr/sbin/sshd"
 
@@ -63,10 +64,8 @@ class SSHServer:
         """SIGKILL every open connection (the listener keeps running); return how many."""
         pids = self.session_pids()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return len(pids)
 
 

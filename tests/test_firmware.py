@@ -71,7 +71,7 @@ def test_data_bss_and_segments(fw_elf):
         assert loads
         assert any(s["p_memsz"] > s["p_filesz"] for s in loads)
         for s in loads:
-            assert DDR_LO <= s["p_paddr"] and s["p_paddr"] + s["p_memsz"] <= DDR_HI
+            assert s["p_paddr"] >= DDR_LO and s["p_paddr"] + s["p_memsz"] <= DDR_HI
         first = min(loads, key=lambda s: s["p_paddr"])
         assert first["p_paddr"] == DDR_LO and first["p_flags"] & P_FLAGS.PF_X
         sp, pc = struct.unpack("<2I", first.data()[:8])

@@ -40,7 +40,7 @@ def test_bare_modules_attribute_parses(tmp_path):
     import os
 
     with contextlib.chdir(tree):
-        os.environ["srctree"] = str(tree)
+        os.environ["SRCTREE"] = str(tree)
         with pytest.raises(kconfiglib.KconfigError, match="couldn't parse 'modules'"):
             kconfiglib.Kconfig("Kconfig", warn=False)
     kconf = kconfig.load(tree, "arm", "arm-linux-gnueabihf-")

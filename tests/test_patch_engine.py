@@ -230,7 +230,7 @@ def test_corrupt_patch_fails_without_touching_tree(tmp_path):
     series = load_series(write_series(sdir, [(name, {})]))
     start = git(tree, "rev-parse", "HEAD")
     assert classify(tree, series).results[0].status is Status.CORRUPT
-    with pytest.raises(PatchApplyError, match="0001-corrupt.patch.*is corrupt"):
+    with pytest.raises(PatchApplyError, match=r"0001-corrupt.patch.*is corrupt"):
         apply_series(tree, series)
     assert git(tree, "rev-parse", "HEAD") == start
 
@@ -337,7 +337,7 @@ def test_offset_is_needs_rebase_and_still_applied(tmp_path):
     sdir = tmp_path / "series"
     name = make_patch(tree, sdir, "0001-offset.patch",
                       replace("drivers/remoteproc/core.c", "line 30\n", "line 30 x\n"), "offset")
-    write(tree, "drivers/remoteproc/core.c", ["new a", "new b", "new c"] + BASE)
+    write(tree, "drivers/remoteproc/core.c", ["new a", "new b", "new c", *BASE])
     git(tree, "commit", "-qam", "three lines on top")
     series = load_series(write_series(sdir, [(name, {})]))
     r = classify(tree, series).results[0]

@@ -117,7 +117,7 @@ def test_series_file_problems_name_lines(tmp_path):
 
 def test_upstream_trailer_must_agree(tmp_path):
     d = make_dir(tmp_path, GOOD, status="Inappropriate [vendor-only]")
-    with pytest.raises(SeriesFormatError, match="trailer is 'inappropriate' but meta.yaml says "
+    with pytest.raises(SeriesFormatError, match=r"trailer is 'inappropriate' but meta.yaml says "
                                                 "'backport'"):
         load_series(d)
 
@@ -125,7 +125,7 @@ def test_upstream_trailer_must_agree(tmp_path):
 def test_not_a_format_patch(tmp_path):
     d = make_dir(tmp_path, GOOD)
     (d / "0001-fix.patch").write_text("just text\n")
-    with pytest.raises(SeriesFormatError, match="series:1: 0001-fix.patch: not a 'git format-patch'"):
+    with pytest.raises(SeriesFormatError, match=r"series:1: 0001-fix.patch: not a 'git format-patch'"):
         load_series(d)
 
 

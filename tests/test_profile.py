@@ -88,7 +88,7 @@ def test_two_sources_rejected(tmp_path):
 
 def test_find_profile_by_name_and_unknown():
     assert find_profile("imx7d-mainline-6.1", ROOT) == DEFAULT
-    with pytest.raises(ProfileError, match="imx7d-mainline-6.1"):
+    with pytest.raises(ProfileError, match=r"imx7d-mainline-6.1"):
         find_profile("no-such-profile", ROOT)
 
 

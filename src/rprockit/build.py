@@ -14,18 +14,17 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git
-
 from .errors import BuildError, CommandError, ToolMissingError
+from .files import sha256_file, write_json_atomic
+from .git import Git
 from .kconfig import _compiler_package
-from .profile import Profile, file_sha256
+from .profile import Profile
 from .runner import Runner, require_tool
-from .workspace import Workspace, fingerprint, write_json_atomic
+from .workspace import Workspace, fingerprint
 
 BUILD_USER = "rprockit"
 BUILD_HOST = "rprockit"
@@ -49,14 +48,14 @@ class BuildResult:
     seconds: float = 0.0
 
 
-def commit_epoch(tree: Path) -> int:
+def commit_epoch(tree: Path, runner: Runner | None = None) -> int:
     """Committer time (Unix seconds) of the tree's HEAD commit."""
-    return int(git.Repo(tree).head.commit.committed_date)
+    return Git(tree, runner).commit_time()
 
 
-def make_env(tree: Path) -> dict[str, str]:
+def make_env(tree: Path, runner: Runner | None = None) -> dict[str, str]:
     """Reproducibility environment for kbuild (Documentation/kbuild/reproducible-builds.rst)."""
-    epoch = commit_epoch(tree)
+    epoch = commit_epoch(tree, runner)
     stamp = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(epoch))
     return {
         "KBUILD_BUILD_TIMESTAMP": stamp,
@@ -84,36 +83,26 @@ def check_cross_compiler(profile: Profile) -> str:
                                f"{profile.line_of('cross_compile')})") from e
 
 
-def tool_version(tool: str) -> str:
+def tool_version(tool: str, runner: Runner | None = None) -> str:
     """First line of ``tool --version``, or ``not installed``."""
-    try:
-        res = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        return "not installed"
-    return (res.stdout.splitlines() or [""])[0]
+    return (runner or Runner()).first_line([tool, "--version"])
 
 
-def toolchain_versions(profile: Profile) -> dict[str, str]:
+def toolchain_versions(profile: Profile, runner: Runner | None = None) -> dict[str, str]:
     """First ``--version`` line of the compiler, binutils, make and dtc, plus package versions."""
-    out = {}
-    for name, cmd in {
-        "gcc": [f"{profile.cross_compile}gcc", "--version"],
-        "binutils": [f"{profile.cross_compile}ld", "--version"],
-        "make": ["make", "--version"],
-        "dtc": ["dtc", "--version"],
-    }.items():
-        try:
-            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            out[name] = (res.stdout.splitlines() or [""])[0]
-        except FileNotFoundError:
-            out[name] = "not installed"
+    runner = runner or Runner()
+    out = {name: runner.first_line([tool, "--version"]) for name, tool in {
+        "gcc": f"{profile.cross_compile}gcc",
+        "binutils": f"{profile.cross_compile}ld",
+        "make": "make",
+        "dtc": "dtc",
+    }.items()}
     pkg = _compiler_package(profile.cross_compile)
     if pkg:
         bpkg = "binutils-" + profile.cross_compile.rstrip("-")
         for key, name in (("package", pkg), ("binutils_package", bpkg)):
-            res = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", name],
-                                 capture_output=True, text=True, check=False)
-            out[key] = f"{name} {res.stdout.strip() or 'not installed'}"
+            version = runner.probe(["dpkg-query", "-W", "-f", "${Version}", name])
+            out[key] = f"{name} {version or 'not installed'}"
     return out
 
 
@@ -224,11 +213,11 @@ def _collect(profile: Profile, ws: Workspace, board_dtbs: list[Path],
         dst = staging / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
-        outputs[rel] = {"sha256": file_sha256(dst), "size": dst.stat().st_size}
+        outputs[rel] = {"sha256": sha256_file(dst), "size": dst.stat().st_size}
 
     put(ws.out / "arch" / profile.arch / "boot" / profile.image, profile.image)
-    for dtb in profile.dtbs:
-        put(_dtb_out(profile, ws, dtb), f"dtbs/{Path(dtb).name}")
+    for name in profile.dtbs:
+        put(_dtb_out(profile, ws, name), f"dtbs/{Path(name).name}")
     for dtb in board_dtbs:
         put(dtb, f"dtbs/{dtb.name}")
     put(ws.out / ".config", "config")
@@ -274,17 +263,17 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
     for tool in ("bc", "bison", "flex"):
         require_tool(tool, " (the kernel build needs it)")
     jobs = jobs or profile.jobs or os.cpu_count() or 1
-    tools = toolchain_versions(profile)
+    tools = toolchain_versions(profile, runner)
     extra = extra or {}
     fp = fingerprint("build", inputs, meta, tools, profile.image, profile.dtbs,
-                     [file_sha256(d) for d in profile.board_dts],
+                     [sha256_file(d) for d in profile.board_dts],
                      profile.modules.build_dirs if profile.modules else None,
-                     git.Repo(ws.src).head.commit.hexsha)
+                     Git(ws.src, runner).head())
     manifest = ws.artifacts / "manifest.json"
     if not force and ws.up_to_date("build", fp) and manifest.is_file():
         return BuildResult(manifest, json.loads(manifest.read_text()), skipped=True)
     check_module_signing(ws.out / ".config")
-    env = make_env(ws.src)
+    env = make_env(ws.src, runner)
     if "macro-prefix-map" not in (ws.src / "Makefile").read_text(errors="replace"):
         # kernels before 5.x lack it: keep the source path out of __FILE__
         env["KCFLAGS"] = f"-fmacro-prefix-map={ws.src}/="

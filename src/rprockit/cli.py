@@ -117,7 +117,8 @@ def _run(stages, profile, workspace, skip="", **kw):
     return results
 
 
-PROFILE_HELP = "profile name (kernel_configs/profiles/NAME.yaml) or path; default imx7d-mainline-6.1"
+PROFILE_HELP = ("profile name (kernel_configs/profiles/NAME.yaml) or path; "
+                "default imx7d-mainline-6.1")
 WS_HELP = "workspace directory (default ./build or $RPROCKIT_WORKSPACE)"
 HELP = {"profile": PROFILE_HELP, "workspace": WS_HELP}
 
@@ -170,8 +171,8 @@ def patch_matrix(c, series="patches/imx-rproc", tree=None, json_out=None):
         trees[label] = Path(path).expanduser().resolve()
     if not trees:
         raise UserError("give at least one --tree LABEL=PATH")
-    m = patch_mod.matrix(trees, patch_mod.load_series(_root() / series
-                                                      if not Path(series).is_absolute() else Path(series)))
+    series_dir = Path(series) if Path(series).is_absolute() else _root() / series
+    m = patch_mod.matrix(trees, patch_mod.load_series(series_dir))
     print(m.render())
     if json_out:
         Path(json_out).write_text(json.dumps(m.to_dict(), indent=2))
@@ -283,8 +284,8 @@ def deploy(c, target=None, profile="imx7d-mainline-6.1", workspace=None, reload=
         print(f"rprockit: WARNING: {w}", file=sys.stderr)
     for n in res.notes:
         print(n)
-    print(f"deploy: {len(res.installed)} files on {res.where} ({res.release}) in {res.seconds:.1f} s"
-          + (", reloaded" if res.reload_steps else ""))
+    print(f"deploy: {len(res.installed)} files on {res.where} ({res.release}) in "
+          f"{res.seconds:.1f} s" + (", reloaded" if res.reload_steps else ""))
 
 
 def deploy_artifacts(artifacts: Path):

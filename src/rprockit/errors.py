@@ -7,6 +7,9 @@ else is a bug: exit 1 with the traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 
@@ -17,11 +20,11 @@ class UserError(Exception):
     exit_code = EXIT_USER_ERROR
 
 
-class ProfileError(UserError):
-    """A profile, module set or target file failed validation.
+class InvalidFileError(UserError):
+    """A file rprockit reads (profile, module set, series metadata, target, data) is invalid.
 
     Args:
-        path: the YAML file.
+        path: the file (or the string given in its place).
         problems: ``(key_path, line, message)`` tuples; line is 1-based or None.
     """
 
@@ -36,6 +39,10 @@ class ProfileError(UserError):
             f"invalid file {self.path} ({len(problems)} problem(s)):\n  "
             + "\n  ".join(lines)
         )
+
+
+#: Former name of :class:`InvalidFileError`, from when only profiles were validated.
+ProfileError = InvalidFileError
 
 
 class ToolMissingError(UserError):
@@ -86,6 +93,38 @@ class PatchError(UserError):
 
 class BuildError(UserError):
     """The kernel build failed; the message names the log file."""
+
+
+class TreeStateError(PatchError):
+    """A kernel tree cannot be used as it is (dirty, not git, a git operation pending)."""
+
+    def __init__(self, tree: Path, problem: str, fix: str, details: Any = ""):
+        self.tree = Path(tree)
+        details = f"\n{details}" if details else ""
+        super().__init__(f"refusing to patch {tree}: {problem}; {fix}{details}")
+
+
+class DirtyTreeError(TreeStateError, FetchError):
+    """A kernel tree has uncommitted changes to tracked files; rprockit never resets them.
+
+    The one dirty-tree rule is :meth:`rprockit.git.Git.dirty`.
+
+    Attributes:
+        tree: the work tree.
+        changes: its ``git status --porcelain`` lines.
+    """
+
+    def __init__(self, tree: Path, changes: list[str]):
+        self.tree = Path(tree)
+        self.changes = list(changes)
+        shown = "\n  ".join(self.changes[:20])
+        more = f"\n  ... and {len(self.changes) - 20} more" if len(self.changes) > 20 else ""
+        UserError.__init__(
+            self,
+            f"kernel tree {tree} has {len(self.changes)} uncommitted change(s) to tracked files; "
+            f"rprockit never resets them:\n  {shown}{more}\nCommit or stash them "
+            f"(git -C {tree} stash), or discard them (git -C {tree} checkout -- <file>), "
+            "and run again.")
 
 
 class TargetError(UserError):

@@ -19,34 +19,23 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
 import yaml
 
-from .errors import FetchError, UserError
+from .errors import CommandError, DirtyTreeError, FetchError, UserError
+from .files import write_text_atomic
+from .git import IDENTITY, Git
 from .profile import Profile
 from .runner import Runner, require_tool
 from .workspace import Workspace, fingerprint
 
-#: Fixed identity and date for the baseline commit of unpacked tarballs, so
-#: the same tarball always gives the same commit id.
-BASELINE_IDENTITY = {
-    "GIT_AUTHOR_NAME": "rprockit", "GIT_AUTHOR_EMAIL": "rprockit@localhost",
-    "GIT_COMMITTER_NAME": "rprockit", "GIT_COMMITTER_EMAIL": "rprockit@localhost",
-}
+__all__ = ["DirtyTreeError", "FetchResult", "fetch", "lock_path", "read_lock", "write_lock"]
 
-
-class DirtyTreeError(FetchError):
-    def __init__(self, tree: Path, status: str):
-        lines = status.splitlines()
-        more = f"\n  ... and {len(lines) - 10} more" if len(lines) > 10 else ""
-        super().__init__(
-            f"kernel tree {tree} has local changes; rprockit never resets them:\n  "
-            + "\n  ".join(lines[:10]) + more
-            + f"\nCommit or stash them (git -C {tree} stash -u), or remove the tree to start over.")
+#: Fixed identity (the date is the tarball's) for the baseline commit of unpacked
+#: tarballs, so the same tarball always gives the same commit id.
+BASELINE_IDENTITY = IDENTITY
 
 
 @dataclass
@@ -81,36 +70,19 @@ def read_lock(profile: Profile) -> dict | None:
 
 
 def write_lock(profile: Profile, data: dict) -> None:
-    p = lock_path(profile)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text("# Written by rprockit fetch: the commit this profile is pinned to.\n"
-                   "# Delete this file to re-resolve the ref.\n"
-                   + yaml.safe_dump({"format": 1, "source": data}, sort_keys=True))
-    os.replace(tmp, p)
+    write_text_atomic(lock_path(profile),
+                      "# Written by rprockit fetch: the commit this profile is pinned to.\n"
+                      "# Delete this file to re-resolve the ref.\n"
+                      + yaml.safe_dump({"format": 1, "source": data}, sort_keys=True))
 
 
-def dirty_status(tree: Path) -> str:
-    """``git status --porcelain`` of ``tree`` ('' when clean)."""
-    return git.Repo(tree).git.status("--porcelain")
-
-
-def require_clean(tree: Path) -> None:
-    """Raises DirtyTreeError when ``tree`` has changes or untracked files."""
-    st = dirty_status(tree)
-    if st:
-        raise DirtyTreeError(tree, st)
-
-
-def _tree_ok(tree: Path, baseline: str) -> bool:
+def tree_at_baseline(tree: Path, baseline: str, runner: Runner | None = None) -> bool:
     """True when ``tree`` is a git repo whose HEAD is ``baseline`` or descends from it."""
-    if not (tree / ".git").exists():
+    g = Git(tree, runner)
+    head = g.head_or_none()
+    if head is None:
         return False
-    repo = git.Repo(tree)
-    try:
-        head = repo.head.commit.hexsha
-    except ValueError:
-        return False
-    return head == baseline or repo.is_ancestor(baseline, head)
+    return head == baseline or g.is_ancestor(baseline, head)
 
 
 def debian_tarball(package: str) -> Path:
@@ -126,28 +98,25 @@ def debian_tarball(package: str) -> Path:
     return p
 
 
-def _package_version(package: str) -> str:
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
-                             capture_output=True, text=True, check=False)
-        return out.stdout.strip() or "unknown"
-    except FileNotFoundError:
-        return "unknown"
+def _package_version(package: str, runner: Runner) -> str:
+    return runner.probe(["dpkg-query", "-W", "-f", "${Version}", "--", package]) or "unknown"
 
 
 def _fetch_debian(profile: Profile, ws: Workspace, runner: Runner, progress) -> FetchResult:
     pkg = profile.source.debian_package
+    assert pkg is not None  # source.kind == "debian"
     tarball = debian_tarball(pkg)
     st = tarball.stat()
-    version = _package_version(pkg)
+    version = _package_version(pkg, runner)
     fp = fingerprint("debian", pkg, version, st.st_size, int(st.st_mtime))
     state = ws.load_state("fetch")
-    if state and state.get("fingerprint") == fp and _tree_ok(ws.src, state["baseline"]):
-        require_clean(ws.src)
+    if state and state.get("fingerprint") == fp and tree_at_baseline(ws.src, state["baseline"],
+                                                                     runner):
+        Git(ws.src, runner).require_clean()
         return FetchResult(ws.src, state["baseline"], True, f"{pkg} {version}")
     if ws.src.exists():
         if (ws.src / ".git").exists():
-            require_clean(ws.src)
+            Git(ws.src, runner).require_clean()
         raise FetchError(
             f"{ws.src} exists but does not hold {pkg} {version}; remove it to unpack again "
             f"(rm -rf {ws.src})")
@@ -164,14 +133,14 @@ def _fetch_debian(profile: Profile, ws: Workspace, runner: Runner, progress) -> 
     progress("creating the baseline git commit")
     env = dict(BASELINE_IDENTITY, GIT_AUTHOR_DATE=f"@{int(st.st_mtime)} +0000",
                GIT_COMMITTER_DATE=f"@{int(st.st_mtime)} +0000")
-    runner.run(["git", "init", "-q", "-b", "rprockit-baseline", tree])
-    runner.run(["git", "-c", "core.autocrlf=false", "add", "-A", "-f"], cwd=tree)
-    runner.run(["git", "commit", "-q", "--no-gpg-sign", "--no-verify", "-m",
-                f"baseline: {pkg} {version}\n\nUnpacked from {tarball} by rprockit fetch."],
-               cwd=tree, env=env)
+    g = Git(tree, runner)
+    g.init("rprockit-baseline")
+    g("-c", "core.autocrlf=false", "add", "-A", "-f")
+    g("commit", "-q", "--no-gpg-sign", "--no-verify", "-m",
+      f"baseline: {pkg} {version}\n\nUnpacked from {tarball} by rprockit fetch.", env=env)
     os.replace(tree, ws.src)
     shutil.rmtree(tmp, ignore_errors=True)
-    baseline = git.Repo(ws.src).head.commit.hexsha
+    baseline = Git(ws.src, runner).head()
     ws.save_state("fetch", fp, baseline=baseline, source=f"{pkg} {version}")
     return FetchResult(ws.src, baseline, False, f"{pkg} {version}")
 
@@ -193,28 +162,25 @@ def _fetch_git(profile: Profile, ws: Workspace, runner: Runner, progress) -> Fet
         raise FetchError(f"source.path {url} is not a git repository "
                          f"(profile {profile.file}, line {profile.line_of('source', 'path')})")
     state = ws.load_state("fetch")
-    if lock and state and state.get("baseline") == lock["commit"] and _tree_ok(ws.src, lock["commit"]):
-        require_clean(ws.src)
+    g = Git(ws.src, runner)
+    if lock and state and state.get("baseline") == lock["commit"] \
+            and tree_at_baseline(ws.src, lock["commit"], runner):
+        g.require_clean()
         return FetchResult(ws.src, lock["commit"], True, f"{url} {ref} @ {lock['commit'][:12]}")
     if ws.src.exists():
-        if (ws.src / ".git").exists():
-            require_clean(ws.src)
+        if g.is_repo():
+            g.require_clean()
         else:
             raise FetchError(f"{ws.src} exists and is not a git tree; remove it")
     else:
-        ws.src.mkdir(parents=True)
-        repo = git.Repo.init(ws.src)
-        repo.create_remote("origin", url)
-    repo = git.Repo(ws.src)
+        g.init()
+        g.add_remote("origin", url)
     want = lock["commit"] if lock else ref
-    args = ["fetch", "--no-tags", "origin", want]
-    if shallow:
-        args.insert(1, "--depth=1")
     progress(f"fetching {url} {want}")
     try:
-        repo.git.execute(["git", *args])
-    except git.GitCommandError as e:
-        err = (e.stderr or "").strip()
+        commit = g.fetch("origin", want, depth=1 if shallow else None)
+    except CommandError as e:
+        err = e.stderr_tail.strip()
         if lock:
             raise FetchError(
                 f"the locked commit {lock['commit']} of {url} cannot be fetched any more (it was "
@@ -223,10 +189,9 @@ def _fetch_git(profile: Profile, ws: Workspace, runner: Runner, progress) -> Fet
         raise FetchError(f"cannot fetch '{ref}' from {url}: {err}\nCheck the URL and ref in "
                          f"{profile.file} (line {profile.line_of('source', 'git')}) and that the "
                          "host is reachable.") from e
-    commit = repo.git.rev_parse("FETCH_HEAD^{commit}")
     if lock and commit != lock["commit"]:
         raise FetchError(f"{url} returned {commit} for locked commit {lock['commit']}")
-    repo.git.checkout("-q", "--detach", commit)
+    g.checkout_detached(commit)
     if not lock:
         write_lock(profile, {"url": url, "ref": ref, "commit": commit})
     ws.save_state("fetch", fingerprint("git", url, commit), baseline=commit, source=f"{url} {ref}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,7 +199,8 @@ def _elf_deps(path: Path) -> tuple[str | None, list[str]]:
         elf = ELFFile(fh)
         interp = next((s.get_interp_name() for s in elf.iter_segments()
                        if isinstance(s, InterpSegment)), None)
-        needed = [t.needed for s in elf.iter_sections() if isinstance(s, DynamicSection)
+        needed = [t.needed  # type: ignore[attr-defined]  # set by pyelftools for DT_NEEDED
+                  for s in elf.iter_sections() if isinstance(s, DynamicSection)
                   for t in s.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
     return interp, needed
 
@@ -249,7 +249,7 @@ def elf_closure(root: Path, binary: str, triplet: str) -> list[str]:
                     "add the Debian package that ships it to DROPBEAR_PACKAGES in "
                     "rprockit/initramfs.py (dpkg -S or the package's file list names it)")
             todo.append(hit)
-    return [binary] + sorted(files - {binary})
+    return [binary, *sorted(files - {binary})]
 
 
 def generate_host_key(path: Path, runner: Runner | None = None) -> str:
@@ -427,13 +427,10 @@ def make_initramfs(arch: str, release: str, modules: list[Path], firmware: list[
             names.append(str(p.relative_to(stage)))
     os.utime(stage, (epoch, epoch))
     listing = "\n".join(sorted(names)) + "\n"
+    proc = runner.run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0", "--reproducible"],
+                      cwd=stage, input=listing.encode(), hint=f"cpio failed building {out}")
     tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        proc = subprocess.run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0",
-                               "--reproducible"], cwd=stage, input=listing.encode(),
-                              stdout=fh, stderr=subprocess.PIPE, check=False)
-    if proc.returncode:
-        raise UserError(f"cpio failed building {out}: {proc.stderr.decode(errors='replace')}")
+    tmp.write_bytes(proc.stdout)
     os.replace(tmp, out)
     shutil.rmtree(stage, ignore_errors=True)
     return out

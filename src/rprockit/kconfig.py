@@ -20,14 +20,13 @@ import difflib
 import io
 import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import kconfiglib
 
 from .errors import KconfigError, ToolMissingError
-from .runner import require_tool
+from .runner import Runner, require_tool
 
 _TRI = {0: "n", 1: "m", 2: "y"}
 _FRAG_SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
@@ -120,8 +119,7 @@ def kconfig_env(srctree: Path, arch: str, cross_compile: str) -> dict[str, str]:
     except ToolMissingError as e:
         raise ToolMissingError(cc, _compiler_package(cross_compile),
                                f" (CROSS_COMPILE={cross_compile} for ARCH={arch})") from e
-    version_text = subprocess.run([cc, "--version"], capture_output=True, text=True,
-                                  check=True).stdout.splitlines()[0]
+    version_text = Runner().first_line([cc, "--version"])
     srcarch = {"x86_64": "x86", "i386": "x86", "arm64": "arm64"}.get(arch, arch)
     return {
         "srctree": str(srctree),

@@ -14,14 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git
 import yaml
 
 from . import build as build_mod
 from . import fetch as fetch_mod
 from . import kconfig
 from .errors import UserError
-from .profile import Profile, file_sha256
+from .files import sha256_file as file_sha256
+from .git import Git
+from .profile import Profile
 from .runner import Runner
 from .workspace import Workspace, fingerprint, write_json_atomic
 
@@ -71,7 +72,8 @@ def stage_fetch(ctx: Context):
 def _baseline(ctx: Context) -> str:
     st = ctx.ws.load_state("fetch")
     if not st:
-        raise UserError(f"no fetched tree for profile {ctx.profile.name}: run the fetch stage first")
+        raise UserError(f"no fetched tree for profile {ctx.profile.name}: "
+                        "run the fetch stage first")
     return st["baseline"]
 
 
@@ -82,17 +84,18 @@ def stage_patch(ctx: Context):
     series_list = [patch_mod.load_series(d) for d in ctx.profile.patches]
     fp = fingerprint("patch", baseline, [s.fingerprint() for s in series_list],
                      ctx.profile.source.family)
-    repo = git.Repo(ctx.ws.src)
+    repo = Git(ctx.ws.src, ctx.runner)
     st = ctx.ws.load_state("patch")
-    if st and st["fingerprint"] == fp and repo.head.commit.hexsha == st.get("end"):
-        fetch_mod.require_clean(ctx.ws.src)
+    if st and st["fingerprint"] == fp and repo.head() == st.get("end"):
+        repo.require_clean()
         return True, st.get("summary", ""), st
-    fetch_mod.require_clean(ctx.ws.src)
-    if repo.head.commit.hexsha != baseline:
+    repo.require_clean()
+    if repo.head() != baseline:
         # patches stack: a changed series is re-applied from the baseline commit
         ctx.say(f"[patch] series changed: back to baseline {baseline[:12]}")
-        repo.git.checkout("-q", "--detach", baseline)
-    reports, counts = [], {}
+        repo.checkout_detached(baseline)
+    reports: list[dict] = []
+    counts: dict[str, int] = {}
     for series in series_list:
         rep = patch_mod.apply_series(ctx.ws.src, series, ctx.profile.source.family, ctx.runner,
                                      report_dir=ctx.ws.base / "reports" / series.directory.name)
@@ -100,20 +103,21 @@ def stage_patch(ctx: Context):
         reports.append(rep.to_dict())
         for r in rep.results:
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
-    end = repo.head.commit.hexsha
+    end = repo.head()
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no patches"
     write_json_atomic(ctx.ws.base / "reports" / "patch.json", reports)
     patches = [{"series": str(series.directory), "name": r["name"], "status": r["status"],
                 "commit": r.get("commit"),
                 "sha256": file_sha256(series.directory / r["name"])}
-               for series, rep in zip(series_list, reports) for r in rep.get("patches", [])]
+               for series, rep in zip(series_list, reports, strict=True)
+               for r in rep.get("patches", [])]
     ctx.ws.save_state("patch", fp, end=end, summary=summary, patches=patches)
     return False, summary, {"end": end}
 
 
 def stage_configure(ctx: Context):
     p = ctx.profile
-    head = git.Repo(ctx.ws.src).head.commit.hexsha
+    head = Git(ctx.ws.src, ctx.runner).head()
     cc_text = kconfig.kconfig_env(ctx.ws.src, p.arch, p.cross_compile)["CC_VERSION_TEXT"]
     fp = fingerprint("configure", head, p.arch, p.cross_compile, p.config_base,
                      [(str(f), file_sha256(f)) for f in p.fragments], cc_text)
@@ -138,7 +142,7 @@ def _firmware(ctx: Context) -> Path | None:
 
     srcs = sorted(f for f in p.firmware_src.rglob("*") if f.is_file())
     fp = fingerprint("firmware", [(f.name, file_sha256(f)) for f in srcs],
-                     build_mod.tool_version("arm-none-eabi-gcc"))
+                     build_mod.tool_version("arm-none-eabi-gcc", ctx.runner))
     st = ctx.ws.load_state("firmware")
     if st and st["fingerprint"] == fp and Path(st["elf"]).is_file():
         return Path(st["elf"])
@@ -154,7 +158,7 @@ def stage_build(ctx: Context):
     fw = _firmware(ctx)
     inputs = {
         "source": {"kind": p.source.kind, "baseline": _baseline(ctx),
-                   "commit": git.Repo(ctx.ws.src).head.commit.hexsha},
+                   "commit": Git(ctx.ws.src, ctx.runner).head()},
         "patches": st_patch.get("patches", []),
         "fragments": {f.name: file_sha256(f) for f in p.fragments},
         "config_sha256": st_cfg.get("config_sha256"),
@@ -196,7 +200,12 @@ class _TemplateLoader(yaml.SafeLoader):
     """SafeLoader that reads labgrid's ``!template`` tag as a plain string."""
 
 
-_TemplateLoader.add_constructor("!template", lambda loader, node: loader.construct_scalar(node))
+def _template(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+_TemplateLoader.add_constructor("!template", _template)
 
 
 def stage_preflight(ctx: Context):
@@ -209,7 +218,7 @@ def stage_preflight(ctx: Context):
 
     dtbs = sorted((ctx.ws.artifacts / "dtbs").glob("*.dtb"))
     board = [d for d in dtbs if d.stem in {b.stem for b in p.board_dts}]
-    dtb = (board or dtbs or [None])[0]
+    dtb = next(iter(board or dtbs), None)
     emulated = _emulated(_target_env(ctx))
     fp = fingerprint("preflight", man["id"], p.firmware_soc, str(dtb), emulated)
     st = ctx.ws.load_state("preflight")
@@ -256,7 +265,7 @@ def stage_verify(ctx: Context):
     if _emulated(env):
         mods = sorted((ctx.ws.artifacts / "modules").glob("*.ko"))
         fw = ctx.ws.artifacts / "firmware" / man["firmware"]["name"]
-        epoch = build_mod.commit_epoch(ctx.ws.src)
+        epoch = build_mod.commit_epoch(ctx.ws.src, ctx.runner)
         make_initramfs(p.arch, man["kernel_release"], mods, [fw],
                        ctx.ws.artifacts / "initramfs.cpio", ctx.ws.cache, epoch, ctx.runner)
     ctx.say(f"[verify] target {env}, {cycles} reload cycles")

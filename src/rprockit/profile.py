@@ -9,13 +9,16 @@ directory of the file that names them.  See ``src/rprockit/schemas/profile.json`
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import ProfileError
+from .files import sha256_file as file_sha256
 from .yamlfile import load_validated
+
+__all__ = ["DEFAULT_PROFILE", "ModuleSet", "Profile", "Source", "file_sha256", "find_profile",
+           "load_modules", "load_profile"]
 
 #: Where the shipped profiles live, relative to the project root.
 PROFILE_DIR = "kernel_configs/profiles"
@@ -187,12 +190,3 @@ def load_profile(path: str | Path) -> Profile:
         target=target, verify_cycles=verify.get("cycles", 3), boot=verify.get("boot", True),
         jobs=build.get("jobs"), description=data.get("description", ""), lines=lines,
     )
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

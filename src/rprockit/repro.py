@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git
-
 from . import build as build_mod
 from .errors import UserError
-from .profile import Profile, file_sha256
+from .files import sha256_file, write_json_atomic
+from .git import Git
+from .profile import Profile
 from .runner import Runner
-from .workspace import Workspace, write_json_atomic
+from .workspace import Workspace
 
 
 @dataclass
@@ -56,7 +56,8 @@ class ReproReport:
         if self.identical:
             return (f"reproducible: {len(self.compared)} artifacts bit-identical across two clean "
                     f"builds ({', '.join(f'{s:.0f} s' for s in self.seconds)})")
-        lines = [f"NOT reproducible: {len(self.differing)} of {len(self.compared)} artifacts differ:"]
+        lines = [f"NOT reproducible: {len(self.differing)} of {len(self.compared)} artifacts "
+                 "differ:"]
         for d in self.differing:
             extra = f" (diffoscope: {self.diffoscope[d]})" if d in self.diffoscope else ""
             lines.append(f"  {d}{extra}")
@@ -67,7 +68,7 @@ def artifact_hashes(out: Path, image_rel: str) -> dict[str, str]:
     """sha256 of the image, every ``*.dtb`` and every ``*.ko`` under a build dir."""
     files = [out / image_rel] if (out / image_rel).is_file() else []
     files += sorted(out.rglob("*.dtb")) + sorted(out.rglob("*.ko"))
-    return {str(f.relative_to(out)): file_sha256(f) for f in files}
+    return {str(f.relative_to(out)): sha256_file(f) for f in files}
 
 
 def compare_dirs(a: Path, b: Path, image_rel: str, report_dir: Path,
@@ -104,7 +105,7 @@ def _clean_build(profile: Profile, src: Path, out: Path, config: Path, runner: R
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     shutil.copy2(config, out / ".config")
-    env = build_mod.make_env(src)
+    env = build_mod.make_env(src, runner)
     env["CCACHE_DISABLE"] = "1"
     args = ["make", "-C", str(src), f"O={out}", f"ARCH={profile.arch}",
             f"CROSS_COMPILE={profile.cross_compile}", f"-j{jobs}", profile.image, "modules",
@@ -141,13 +142,11 @@ def check_reproducible(profile: Profile, ws: Workspace, runner: Runner | None = 
     jobs = jobs or profile.jobs or os.cpu_count() or 1
     base = ws.base / "repro"
     src_b = base / "src-b"
-    repo = git.Repo(ws.src)
-    head = repo.head.commit.hexsha
-    if src_b.exists():
-        repo.git.worktree("remove", "--force", str(src_b))
+    repo = Git(ws.src, runner)
+    head = repo.head()
+    repo.worktree_remove(src_b)
     base.mkdir(parents=True, exist_ok=True)
-    repo.git.worktree("prune")
-    repo.git.worktree("add", "--detach", str(src_b), head)
+    repo.worktree_add(src_b, head)
     seconds = []
     try:
         for i, (src, name) in enumerate(((ws.src, "a"), (src_b, "b"))):
@@ -160,9 +159,10 @@ def check_reproducible(profile: Profile, ws: Workspace, runner: Runner | None = 
                 seconds.append(_clean_build(profile, src, base / name, config, runner, log,
                                             progress, jobs))
             except Exception as e:
-                raise build_mod.BuildError(f"reproducibility build {name} failed; log: {log}\n{e}") from e
+                raise build_mod.BuildError(f"reproducibility build {name} failed; log: {log}\n"
+                                           f"{e}") from e
     finally:
-        repo.git.worktree("remove", "--force", str(src_b))
+        repo.worktree_remove(src_b)
     rep = compare_dirs(base / "a", base / "b", f"arch/{profile.arch}/boot/{profile.image}",
                        ws.base / "reports" / "diffoscope", runner)
     rep.seconds = seconds

@@ -109,19 +109,36 @@ class Runner:
             ToolMissingError: ``cmd[0]`` is not installed.
             CommandError: non-zero exit with ``check``.
         """
-        cmd = [str(c) for c in cmd]
-        require_tool(cmd[0])
+        args = [str(c) for c in cmd]
+        require_tool(args[0])
         cwd_p = Path(cwd) if cwd else None
-        self._announce(cmd, cwd_p)
+        self._announce(args, cwd_p)
         text = not isinstance(input, bytes)
-        proc = subprocess.run(cmd, cwd=cwd_p, env=self._env(env), capture_output=True,
+        proc = subprocess.run(args, cwd=cwd_p, env=self._env(env), capture_output=True,
                               text=text, input=input, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             out = proc.stderr if text else proc.stderr.decode(errors="replace")
             out = out or (proc.stdout if text else proc.stdout.decode(errors="replace"))
             tail = "\n".join(out.splitlines()[-TAIL_LINES:])
-            raise CommandError(cmd, proc.returncode, tail, cwd=cwd_p, hint=hint)
+            raise CommandError(args, proc.returncode, tail, cwd=cwd_p, hint=hint)
         return proc
+
+    def probe(self, cmd: Sequence[str | os.PathLike], cwd: str | os.PathLike | None = None
+              ) -> str | None:
+        """Run a query command whose failure is an answer (``--version``, ``dpkg-query``).
+
+        Returns:
+            Its stdout, stripped (whatever the exit status), or None when ``cmd[0]``
+            is not installed.
+        """
+        if shutil.which(str(cmd[0])) is None:
+            return None
+        return self.run(cmd, cwd=cwd, check=False).stdout.strip()
+
+    def first_line(self, cmd: Sequence[str | os.PathLike]) -> str:
+        """First line of ``cmd``'s output (``tool --version``), or ``not installed``."""
+        out = self.probe(cmd)
+        return "not installed" if out is None else (out.splitlines() or [""])[0]
 
     def stream(self, cmd: Sequence[str | os.PathLike], logfile: str | os.PathLike,
                cwd: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
@@ -132,17 +149,17 @@ class Runner:
             ToolMissingError: ``cmd[0]`` is not installed.
             CommandError: non-zero exit; the message names ``logfile``.
         """
-        cmd = [str(c) for c in cmd]
-        require_tool(cmd[0])
+        args = [str(c) for c in cmd]
+        require_tool(args[0])
         cwd_p = Path(cwd) if cwd else None
-        self._announce(cmd, cwd_p)
-        logfile = Path(logfile)
-        logfile.parent.mkdir(parents=True, exist_ok=True)
+        self._announce(args, cwd_p)
+        log_path = Path(logfile)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        with open(logfile, "a", encoding="utf-8") as fh:
-            fh.write(f"{cwd_p or os.getcwd()}$ {shlex.join(cmd)}\n")
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(f"{cwd_p or os.getcwd()}$ {shlex.join(args)}\n")
             fh.flush()
-            proc = subprocess.Popen(cmd, cwd=cwd_p, env=self._env(env), stdout=subprocess.PIPE,
+            proc = subprocess.Popen(args, cwd=cwd_p, env=self._env(env), stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, errors="replace")
             assert proc.stdout is not None
             try:
@@ -157,4 +174,4 @@ class Runner:
                 proc.wait()
                 raise
         if rc != 0:
-            raise CommandError(cmd, rc, "\n".join(tail), log=logfile, cwd=cwd_p, hint=hint)
+            raise CommandError(args, rc, "\n".join(tail), log=log_path, cwd=cwd_p, hint=hint)

@@ -41,7 +41,8 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import ProfileError
+from .errors import InvalidFileError
+from .yamlfile import check, line_map
 
 log = logging.getLogger("rprockit.target")
 
@@ -183,7 +184,7 @@ def load_target(spec: str | Path, role: str = "main",
         The validated description.
 
     Raises:
-        ProfileError: the file is missing, is not valid labgrid YAML, or has bad
+        InvalidFileError: the file is missing, is not valid labgrid YAML, or has bad
             settings; every problem is listed with its key path and line.
     """
     text = str(spec)
@@ -192,15 +193,16 @@ def load_target(spec: str | Path, role: str = "main",
         match = _SPEC_RE.match(text)
         if match and not text.endswith((".yaml", ".yml")):
             return _from_spec(text, match, overrides)
-        raise ProfileError(text, [("", None, ("no such file, and not a [user@]host[:port] string; "
-                                   "give a labgrid environment file or e.g. root@192.0.2.10"))])
+        raise InvalidFileError(text, [("", None, (
+            "no such file, and not a [user@]host[:port] string; "
+            "give a labgrid environment file or e.g. root@192.0.2.10"))])
     return _from_file(path, role, overrides)
 
 
 def _from_spec(text: str, match: re.Match, overrides: Mapping[str, Any] | None) -> TargetDesc:
     port = int(match["port"]) if match["port"] else None
     if port is not None and not 0 < port < 65536:
-        raise ProfileError(text, [("port", None, f"port {port} is out of range 1..65535")])
+        raise InvalidFileError(text, [("port", None, f"port {port} is out of range 1..65535")])
     host = match["host"].strip("[]")
     settings = _settings(text, {}, None, None, overrides, Path.cwd())
     return TargetDesc(source=text, kind="ssh", ssh=SSHParams(host=host, port=port,
@@ -226,13 +228,14 @@ def _from_file(path: Path, role: str, overrides: Mapping[str, Any] | None) -> Ta
             log.debug("%s: %s; reading without template substitution", path, e)
             data = lg_load(text)
     except (InvalidConfigError, NoConfigFoundError, yaml.YAMLError, OSError) as e:
-        raise ProfileError(str(path), [("", _yaml_line(e), f"labgrid cannot load it: {e}")]) from e
+        raise InvalidFileError(str(path),
+                               [("", _yaml_line(e), f"labgrid cannot load it: {e}")]) from e
     if not isinstance(data, dict):
-        raise ProfileError(str(path), [("", 1, "expected a mapping with a 'targets' key")])
+        raise InvalidFileError(str(path), [("", 1, "expected a mapping with a 'targets' key")])
     targets = data.get("targets")
     if not isinstance(targets, dict) or not isinstance(targets.get(role), dict):
         known = ", ".join(targets) if isinstance(targets, dict) else "none"
-        raise ProfileError(str(path), [("targets", _line(root, ("targets",)),
+        raise InvalidFileError(str(path), [("targets", _line(root, ("targets",)),
                                         f"no target '{role}' (targets: {known})")])
     tdata = targets[role]
     problems: list[tuple[str, int | None, str]] = []
@@ -242,7 +245,7 @@ def _from_file(path: Path, role: str, overrides: Mapping[str, Any] | None) -> Ta
     key = ("targets", role, "options", "rprockit")
     settings = _settings(str(path), raw, root, key, overrides, path.parent, problems)
     if problems:
-        raise ProfileError(str(path), problems)
+        raise InvalidFileError(str(path), problems)
     return TargetDesc(source=str(path), kind=kind, role=role, ssh=ssh, settings=settings)
 
 
@@ -296,7 +299,7 @@ def _ssh_from_networkservice(net: dict, sshdrv: dict, role: str, root, problems:
         problems.append((where + ".address", _line(root, key), "missing or not a string"))
         ok = False
     elif "%" in address:
-        problems.append((where + ".address", _line(root, key + ("address",)),
+        problems.append((where + ".address", _line(root, (*key, "address")),
                          ("interface-scoped addresses (via a labgrid exporter) are not "
                          "supported by deploy; give a directly reachable address")))
         ok = False
@@ -304,23 +307,18 @@ def _ssh_from_networkservice(net: dict, sshdrv: dict, role: str, root, problems:
         problems.append((where + ".username", _line(root, key), "missing or not a string"))
         ok = False
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        problems.append((where + ".port", _line(root, key + ("port",)),
+        problems.append((where + ".port", _line(root, (*key, "port")),
                          f"{port!r} is not a TCP port (1..65535)"))
         ok = False
     keyfile = sshdrv.get("keyfile") or None
     if keyfile is not None:
         keyfile = str((path.parent / str(keyfile)).expanduser())
-    if not ok:
+    if not ok or not isinstance(address, str):
         return None
     return SSHParams(host=address, port=port, user=user, key_file=keyfile,
                      password=net.get("password"))
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "modules_dir": (str,), "firmware_dir": (str,), "staging_dir": (str,), "sudo": (bool,),
-    "root_prefix": (str,), "sysfs_root": (str,), "known_hosts": (str,),
-    "remoteproc": (str,), "connect_timeout": (int, float),
-}
 _ABSOLUTE = ("modules_dir", "firmware_dir", "staging_dir", "sysfs_root")
 
 
@@ -335,20 +333,22 @@ def _settings(source: str, raw: Any, root, key: tuple | None,
         raw = {}
     values = dict(raw)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    prefix = key or ()
+    lines = line_map(root) if key else {}
+    errors, unknown = check(values, "target-settings", lines, prefix)
     known = {f.name for f in fields(TargetSettings)}
-    for name in sorted(set(values) - known):
+    for kp, line, _msg in unknown:
+        name = kp.rsplit(".", 1)[-1]
         log.warning("%s:%s: %s.%s: unknown setting ignored (known: %s)", source,
-                    _line(root, key + (name,)) if key else "?", dotted, name,
-                    ", ".join(sorted(known)))
-        values.pop(name)
+                    line or "?", dotted, name, ", ".join(sorted(known)))
+        values.pop(name, None)
+    for kp, line, msg in errors:
+        name = kp.rsplit(".", 1)[-1]
+        problems.append((f"{dotted}.{name}", line, msg))
+        values.pop(name, None)
     for name, value in list(values.items()):
-        line = _line(root, key + (name,)) if key else None
-        types = _TYPES[name]
-        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
-            problems.append((f"{dotted}.{name}", line,
-                             f"{value!r} is not a {' or '.join(t.__name__ for t in types)}"))
-            values.pop(name)
-        elif name in _ABSOLUTE and not value.startswith("/"):
+        line = _line(root, (*key, name)) if key else None
+        if name in _ABSOLUTE and not value.startswith("/"):
             problems.append((f"{dotted}.{name}", line,
                              f"{value!r} must be an absolute path on the target"))
             values.pop(name)
@@ -361,7 +361,7 @@ def _settings(source: str, raw: Any, root, key: tuple | None,
         elif name == "known_hosts":
             values[name] = str(base / Path(value).expanduser())
     if own and problems:
-        raise ProfileError(source, problems)
+        raise InvalidFileError(source, problems)
     return replace(TargetSettings(), **values)
 
 

@@ -16,10 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .files import write_json_atomic
+
+__all__ = ["Workspace", "default_root", "fingerprint", "write_json_atomic"]
 
 
 def default_root() -> Path:
@@ -30,16 +33,6 @@ def fingerprint(*parts: Any) -> str:
     """sha256 hex of the canonical JSON of ``parts``."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` via a temp file and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -96,4 +89,4 @@ class Workspace:
 
     def up_to_date(self, stage: str, fp: str) -> bool:
         st = self.load_state(stage)
-        return bool(st) and st.get("fingerprint") == fp
+        return st is not None and st.get("fingerprint") == fp

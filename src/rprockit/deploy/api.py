@@ -343,7 +343,7 @@ def _reload(remote, target: TargetDesc, layout: Layout, plan, tool_paths, record
             install.depmod(remote, target, layout, tool_paths)
             back = ("the files were rolled back to the previous set; the modules loaded "
                     "now may be a mix: reload the previous set or reboot")
-        except Exception as err:  # noqa: BLE001 - reported in the ReloadError
+        except Exception as err:
             back = f"rolling the files back ALSO failed ({err}); run deploy --rollback"
         raise ReloadError(remote.where, e.step.describe(), e.cause, _dmesg(remote),
                           back) from e
@@ -352,6 +352,6 @@ def _reload(remote, target: TargetDesc, layout: Layout, plan, tool_paths, record
 def _dmesg(remote: RemoteShell) -> str:
     try:
         res = remote.run(sh('dmesg 2>&1 | tail -n "$1"', str(DMESG_LINES)), check=False)
-    except Exception as e:  # noqa: BLE001 - diagnostics only
+    except Exception as e:
         return f"(dmesg unavailable: {e})"
     return res.stdout or res.stderr or "(dmesg printed nothing)"

@@ -40,7 +40,8 @@ while [ $# -gt 0 ]; do
   mkdir -p "$state/backup.new/$g"
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do
     if [ -e "$dest/$1" ]; then
-      ln "$dest/$1" "$state/backup.new/$g/$1" 2>/dev/null || cp -p "$dest/$1" "$state/backup.new/$g/$1"
+      ln "$dest/$1" "$state/backup.new/$g/$1" 2>/dev/null \
+        || cp -p "$dest/$1" "$state/backup.new/$g/$1"
     fi
     shift
   done
@@ -198,7 +199,7 @@ def discard_staging(remote: RemoteShell, layout: Layout) -> None:
     try:
         remote.run(sh('rm -rf "$1"; rmdir "$2" 2>/dev/null; exit 0', layout.new, layout.state),
                    check=False)
-    except Exception as e:  # noqa: BLE001 - cleanup after an error already being reported
+    except Exception as e:
         log.debug("could not remove %s: %s", layout.new, e)
 
 

@@ -221,7 +221,7 @@ def inspect(remote: RemoteShell, sysfs: str, modules_builtin_path: str,
 def list_rprocs(remote: RemoteShell, sysfs: str) -> list[RprocInfo]:
     """Remote processors under ``<sysfs>/class/remoteproc``."""
     out = remote.run(sh(RPROC_SCRIPT, sysfs)).stdout
-    return [RprocInfo(*(line.split("|", 3) + ["", "", ""])[:4])
+    return [RprocInfo(*([*line.split("|", 3), "", "", ""])[:4])
             for line in out.splitlines() if line.strip()]
 
 

@@ -143,17 +143,18 @@ class SSHTransport:
         self.where = f"{user}@{host}:{port}"
         files = self._known_hosts_files(cfg)
         client = paramiko.SSHClient()
-        for f in files + [GLOBAL_KNOWN_HOSTS]:
+        for f in [*files, GLOBAL_KNOWN_HOSTS]:
             if Path(f).is_file():
                 client.load_system_host_keys(f)
         client.set_missing_host_key_policy(
             _HostKeyPolicy(self.accept_new_host_key, files[0], files))
-        keys = [self.params.key_file] if self.params.key_file else [
+        keys: list[str] = [self.params.key_file] if self.params.key_file else [
             str(Path(k).expanduser()) for k in cfg.get("identityfile", [])
             if Path(k).expanduser().is_file()]
         sock = paramiko.ProxyCommand(cfg["proxycommand"]) if "proxycommand" in cfg else None
         try:
-            client.connect(host, port=port, username=user, key_filename=keys or None,
+            client.connect(host, port=port, username=user,
+                           key_filename=keys or None,  # type: ignore[arg-type]  # str or list
                            password=self.params.password, allow_agent=True,
                            look_for_keys=not keys, timeout=self.connect_timeout,
                            banner_timeout=self.connect_timeout,
@@ -199,7 +200,8 @@ class SSHTransport:
             self._client = None
 
     def __enter__(self) -> Self:
-        return self.connect()
+        self.connect()
+        return self
 
     def __exit__(self, *exc) -> None:
         self.close()

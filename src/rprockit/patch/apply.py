@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..runner import Runner
 from .classify import classify_on
+from ..errors import DirtyTreeError
 from .errors import PatchApplyError, TreeStateError
 from .report import PatchReport, PatchResult, Status
 from .series import Series
@@ -79,7 +80,7 @@ def recover(git: Git) -> str | None:
                                  "finish it with 'git am --continue' or drop it with "
                                  "'git am --abort', then run again")
         return None
-    start = state.get("start")
+    start: str = state.get("start") or ""
     ok = bool(start) and state.get("clean") is True and \
         git("cat-file", "-e", f"{start}^{{commit}}", check=False).returncode == 0
     if not ok:
@@ -103,15 +104,13 @@ def _check_tree(git: Git) -> None:
                              f"finish or abort the {other} first")
     dirty = git.dirty()
     if dirty:
-        shown = "\n".join(f"  {ln}" for ln in dirty[:20])
-        raise TreeStateError(git.tree, f"it has {len(dirty)} uncommitted change(s) to tracked "
-                             "files", "commit, stash or discard them (git stash / git checkout "
-                             "-- <file>) and run again", shown)
+        raise DirtyTreeError(git.tree, dirty)
 
 
 def _write_report(report: PatchReport, git: Git, report_dir: Path | None) -> None:
     if report_dir is None:
-        json_path, txt_path = git.git_dir() / REPORT_FILE, git.git_dir() / "rprockit-patch-report.txt"
+        json_path = git.git_dir() / REPORT_FILE
+        txt_path = git.git_dir() / "rprockit-patch-report.txt"
     else:
         json_path, txt_path = Path(report_dir) / "patch-report.json", \
             Path(report_dir) / "patch-report.txt"

@@ -7,15 +7,17 @@ and the tool output, then says what to do.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..errors import PatchError, ProfileError
+from ..errors import InvalidFileError, PatchError, TreeStateError
+
+__all__ = ["PatchApplyError", "SeriesFormatError", "TreeStateError"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .report import PatchReport
 
 
-class SeriesFormatError(ProfileError):
+class SeriesFormatError(InvalidFileError):
     """A ``series`` or ``meta.yaml`` file failed validation.
 
     Args:
@@ -50,12 +52,3 @@ class PatchApplyError(PatchError):
             f"patch {patch} (series entry {entry}) {problem} in tree {tree}; {fix}"
             f"\n--- tool output ---\n{tail}"
         )
-
-
-class TreeStateError(PatchError):
-    """The tree cannot be patched as it is (dirty, or a foreign ``git am`` in progress)."""
-
-    def __init__(self, tree: Path, problem: str, fix: str, details: Any = ""):
-        self.tree = Path(tree)
-        details = f"\n{details}" if details else ""
-        super().__init__(f"refusing to patch {tree}: {problem}; {fix}{details}")

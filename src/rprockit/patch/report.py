@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from rich.table import Table
 REPORT_FORMAT = 1
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Classification of one patch against one tree.
 
     ``APPLIES``/``NEEDS_REBASE`` are what a dry run finds; after a real run a
@@ -217,7 +217,8 @@ class Matrix:
             "format": REPORT_FORMAT,
             "trees": {label: {"tree": str(r.tree), "family": r.family, "version": r.version,
                               "head": r.start} for label, r in self.reports.items()},
-            "fixes": {fix: {label: dict(zip(("status", "variant"), self.cell(fix, label)))
+            "fixes": {fix: {label: dict(zip(("status", "variant"), self.cell(fix, label),
+                                            strict=False))
                             for label in self.reports} for fix in self.fixes},
             "reports": {label: r.to_dict() for label, r in self.reports.items()},
         }

@@ -21,84 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
+from ..yamlfile import Problem, check, keypath_str, line_of, parse, schema
 from .errors import SeriesFormatError
 
-META_FORMAT = 1
-FAMILY_PATTERN = r"^(mainline|nxp-[0-9]+\.[0-9]+)$"
-UPSTREAM_STATUSES = ("backport", "inappropriate", "pending", "submitted")
 
-_PROBE = {
-    "type": "object",
-    "required": ["file"],
-    "properties": {
-        "file": {"type": "string", "minLength": 1, "pattern": r"^[^/]"},
-        "regex": {"type": "string", "minLength": 1},
-    },
-    "additionalProperties": False,
-}
-
-#: JSON schema of ``meta.yaml``; ``additionalProperties`` violations are warnings.
-META_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "required": ["format", "patches"],
-    "properties": {
-        "format": {"const": META_FORMAT},
-        "description": {"type": "string"},
-        "patches": {
-            "type": "object",
-            "minProperties": 1,
-            "additionalProperties": {"$ref": "#/$defs/patch"},
-        },
-    },
-    "additionalProperties": False,
-    "$defs": {
-        "probe": _PROBE,
-        "present_probe": {**_PROBE, "required": ["file", "regex"]},
-        "patch": {
-            "type": "object",
-            "required": ["fix", "fixes", "families", "upstream"],
-            "properties": {
-                "fix": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9-]*$"},
-                "description": {"type": "string"},
-                "fixes": {"type": "array", "minItems": 1,
-                          "items": {"type": "string", "minLength": 1}},
-                "families": {"type": "array", "minItems": 1, "uniqueItems": True,
-                             "items": {"type": "string", "pattern": FAMILY_PATTERN}},
-                "upstream": {
-                    "type": "object",
-                    "required": ["status"],
-                    "properties": {
-                        "status": {"enum": list(UPSTREAM_STATUSES)},
-                        "commit": {"type": "string", "minLength": 1},
-                        "version": {"type": "string", "pattern": r"^[0-9]+\.[0-9]+$"},
-                        "reason": {"type": "string", "minLength": 1},
-                    },
-                    "additionalProperties": False,
-                    "allOf": [
-                        {"if": {"properties": {"status": {"const": "backport"}}},
-                         "then": {"required": ["commit"]}},
-                        {"if": {"properties": {"status": {"const": "inappropriate"}}},
-                         "then": {"required": ["reason"]}},
-                    ],
-                },
-                "present_if": {"type": "array", "minItems": 1,
-                               "items": {"$ref": "#/$defs/present_probe"}},
-                "requires": {"type": "array", "minItems": 1,
-                             "items": {"$ref": "#/$defs/probe"}},
-            },
-            "additionalProperties": False,
-        },
-    },
-}
+#: JSON schema of ``meta.yaml`` (``src/rprockit/schemas/series-meta.json``); unknown keys
+#: are warnings.
+META_SCHEMA: dict[str, Any] = schema("series-meta")
+META_FORMAT: int = META_SCHEMA["properties"]["format"]["const"]
 
 
 @dataclass(frozen=True)
@@ -236,85 +171,26 @@ def read_series_file(path: Path) -> list[tuple[int, str]]:
     return entries
 
 
-# --------------------------------------------------------------------------- YAML + lines
+# --------------------------------------------------------------------------- meta.yaml
 
-def _node_at(node: yaml.Node | None, key_path: Sequence[Any]) -> yaml.Node | None:
-    """The deepest composed node along ``key_path`` (for line numbers)."""
-    for key in key_path:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == key:
-                    node = v
-                    break
-            else:
-                return node
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
-                and key < len(node.value):
-            node = node.value[key]
-        else:
-            return node
-    return node
-
-
-def _key_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for k, _ in node.value:
-            if k.value == key:
-                return k
-    return node
-
-
-def _line(node: yaml.Node | None) -> int | None:
-    return node.start_mark.line + 1 if node is not None else None
-
-
-def _dotted(key_path: Sequence[Any]) -> str:
-    out = ""
-    for k in key_path:
-        out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else str(k))
-    return out
-
-
-def validate_meta(path: Path) -> tuple[dict[str, Any], list[tuple[str, int | None, str]],
-                                         list[tuple[str, int | None, str]]]:
-    """Validate ``meta.yaml`` against :data:`META_SCHEMA`.
+def validate_meta(path: Path) -> tuple[dict[str, Any], list[Problem], list[Problem]]:
+    """Validate ``meta.yaml`` against :data:`META_SCHEMA` (through :mod:`rprockit.yamlfile`).
 
     Args:
         path: the meta file.
 
     Returns:
         ``(data, errors, warnings)``; each problem is ``(key_path, line, message)``
-        with a 1-based line from the YAML node (PyYAML compose marks).
-        Unknown keys are warnings, everything else an error.  Regexes are compiled.
+        with the 1-based line of the key.  Unknown keys are warnings, everything
+        else an error.  Regexes are compiled.
 
     Raises:
-        SeriesFormatError: the file is not YAML at all.
+        SeriesFormatError: the file is unreadable or not YAML at all.
     """
-    text = path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise SeriesFormatError(str(path), [("", mark.line + 1 if mark else None,
-                                             f"not valid YAML: {e}")]) from e
-    errors: list[tuple[str, int | None, str]] = []
-    warnings: list[tuple[str, int | None, str]] = []
-    validator = jsonschema.Draft202012Validator(META_SCHEMA)
-    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
-        kp = list(err.path)
-        if err.validator == "additionalProperties":
-            known = set(err.schema.get("properties", {}))
-            for extra in sorted(set(err.instance) - known):
-                node = _key_node(_node_at(root, kp), extra)
-                warnings.append((_dotted(kp + [extra]), _line(node), "unknown key, ignored"))
-            continue
-        if err.validator == "required" and err.validator_value and "format" in err.validator_value \
-                and not kp and isinstance(data, dict) and "format" not in data:
-            msg = f"missing 'format' key; add 'format: {META_FORMAT}'"
-        else:
-            msg = err.message
-        errors.append((_dotted(kp) or "<top>", _line(_node_at(root, kp)), msg))
+    data, lines = parse(path, SeriesFormatError)
+    errors, unknown = check(data, "series-meta", lines)
+    errors = [(kp or "<top>", line, msg) for kp, line, msg in errors]
+    warnings = [(kp, line, f"{msg.split(';')[0]}, ignored") for kp, line, msg in unknown]
     for name, meta in (data.get("patches") or {}).items() if isinstance(data, dict) else ():
         for probe_key in ("present_if", "requires"):
             for i, probe in enumerate((meta or {}).get(probe_key) or [] if isinstance(meta, dict)
@@ -323,8 +199,8 @@ def validate_meta(path: Path) -> tuple[dict[str, Any], list[tuple[str, int | Non
                     try:
                         re.compile(probe["regex"], re.MULTILINE)
                     except re.error as e:
-                        kp = ["patches", name, probe_key, i, "regex"]
-                        errors.append((_dotted(kp), _line(_node_at(root, kp)),
+                        kp = ("patches", name, probe_key, i, "regex")
+                        errors.append((keypath_str(kp), line_of(lines, kp),
                                        f"invalid regex: {e}"))
     return data, errors, warnings
 

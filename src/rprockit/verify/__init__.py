@@ -16,6 +16,9 @@ from pathlib import Path
 from rprockit.errors import CommandError, UserError
 from rprockit.runner import Runner
 
+from .facts import Facts, run_facts
+from .signatures import Match, match
+
 SUITE = Path(__file__).parent / "suite"
 
 
@@ -96,8 +99,5 @@ def run_verify(target_env: Path, manifest: Path, results_dir: Path, images: Path
     return VerifyResult(summary["passed"], summary, (results_dir / "results.txt").read_text(),
                         results_dir, log)
 
-
-from .facts import Facts, run_facts
-from .signatures import Match, match
 
 __all__ = ["SUITE", "Facts", "Match", "VerifyResult", "match", "os", "run_facts", "run_verify"]

@@ -227,7 +227,7 @@ def parse_facts(text: str) -> Facts:
                                    "state": w[4]}
         elif tag == "RPROC" and len(parts) >= 5:
             f.remoteprocs.append(dict(zip(("instance", "name", "state", "firmware",
-                                           "recovery"), parts)))
+                                           "recovery"), parts, strict=False)))
         elif tag == "RPMSG":
             f.rpmsg_devices.append(rest.strip())
     return f
@@ -268,11 +268,12 @@ def compare_with_dtb(facts: Facts, dtb: Path) -> None:
                                           f"'{fact.live_status}' at run time: the bootloader "
                                           f"changed the device tree{why}"))
     resmem = tree.nodes.get("/reserved-memory")
-    built = {}
+    built: dict[str, tuple[int | None, int | None]] = {}
     if resmem is not None:
         for n in tree.nodes.values():
             if n.parent == "/reserved-memory":
-                built[n.name] = (tree.reg(n) or [(None, None)])[0]
+                regs = tree.reg(n)
+                built[n.name] = regs[0] if regs else (None, None)
     for r in facts.reserved:
         r.in_built_dtb = built.get(r.name) == (r.base, r.size) if built else None
     live_names = {r.name for r in facts.reserved}
@@ -332,7 +333,7 @@ def find_dtb(target_env: Path, images: Path | None) -> Path | None:
             path = Environment(str(target_env)).config.get_image_path("dtb")
         if path and Path(path).is_file():
             return Path(path)
-    except Exception:  # noqa: BLE001, S110 - no dtb image in the file, or an unset template
+    except Exception:
         pass
     if images is not None:
         dtbs = sorted((images / "dtbs").glob("*.dtb"))

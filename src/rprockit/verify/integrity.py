@@ -176,7 +176,7 @@ def expected_spans(elf: Path, att: AttTable) -> list[Span]:
 
 def compare(span: Span, got: bytes, method: str = "") -> SpanResult:
     """Compare ``got`` (read from ``span.sys``) with the expected bytes."""
-    bad = [(i, w, g) for i, (w, g) in enumerate(zip(span.data, got))
+    bad = [(i, w, g) for i, (w, g) in enumerate(zip(span.data, got, strict=False))
            if w != g and i not in span.masked]
     missing = max(0, span.memsz - len(got))
     fields: dict[str, bytearray] = {}

@@ -22,6 +22,7 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..deploy.transport import SSHTransport
 from ..target import TargetDesc, load_target
@@ -79,7 +80,7 @@ class TargetShell:
         klog: the kernel log lines of the run, read incrementally by :meth:`poll_dmesg`.
     """
 
-    driver: object
+    driver: Any
     desc: TargetDesc | None = None
     booted_here: bool = False
     transcript: list[tuple[str, str, str, int]] = field(default_factory=list)
@@ -96,7 +97,8 @@ class TargetShell:
             ValueError: ``cmd`` is too long for a serial console's line editor.
         """
         if not isinstance(self.driver, SSHCommand) and len(shlex.quote(cmd)) > CONSOLE_MAX_LINE:
-            raise ValueError(f"command of {len(cmd)} bytes is too long for a console line: {cmd[:80]}")
+            raise ValueError(f"command of {len(cmd)} bytes is too long for a console line: "
+                             f"{cmd[:80]}")
         out, err, rc = self.driver.run(cmd, timeout=timeout)
         text, etext = "\n".join(out), "\n".join(err)
         self.transcript.append((cmd, text, etext, rc))
@@ -194,10 +196,10 @@ def q(arg: str) -> str:
     return shlex.quote(str(arg))
 
 
-def _has_driver(target, name: str) -> object | None:
+def _has_driver(target, name: str) -> Any:
     try:
         return target.get_driver(name, activate=False)
-    except Exception:  # noqa: BLE001 - labgrid raises NoDriverFoundError (varies by version)
+    except Exception:
         return None
 
 

@@ -71,7 +71,8 @@ def _target_module_file(shell, name: str, release: str) -> str | None:
     cands = []
     if shell.desc is not None:
         cands.append(f"{shell.desc.modules_dir(release)}/{name}.ko")
-    cands += [f"/lib/modules/{release}/extra/{name}.ko", f"/lib/modules/{release}/updates/{name}.ko"]
+    cands += [f"/lib/modules/{release}/extra/{name}.ko",
+              f"/lib/modules/{release}/updates/{name}.ko"]
     for c in cands:
         if shell.exists(c):
             return c
@@ -124,7 +125,7 @@ def test_modules_load_in_order(shell, manifest, rproc_expected, record_property)
     for name in order:
         assert re.search(rf"^{name} ", loaded, re.MULTILINE), f"{name} not in /proc/modules"
     taint = int(shell.read("/proc/sys/kernel/tainted"))
-    _evidence(record_property, lines + [f"tainted={taint}"])
+    _evidence(record_property, [*lines, f"tainted={taint}"])
     # bit 12 (4096) is TAINT_OOT_MODULE: out-of-tree modules are allowed
     assert taint & ~4096 == 0, f"kernel tainted {taint} beyond out-of-tree modules"
 
