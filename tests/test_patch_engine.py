@@ -376,10 +376,12 @@ def test_three_way_and_fuzz_are_needs_rebase(tmp_path):
 def test_not_applicable_and_probe_classification(tmp_path):
     tree = make_tree(tmp_path / "tree", version=(6, 1))
     sdir = tmp_path / "series"
-    edit = replace("drivers/remoteproc/core.c", "line 10\n", "line 10 x\n")
-    fam = make_patch(tree, sdir, "0001-family.patch", edit, "family")
-    req = make_patch(tree, sdir, "0002-requires.patch", edit, "requires")
-    probe = make_patch(tree, sdir, "0003-probe.patch", edit, "probe")
+    fam = make_patch(tree, sdir, "0001-family.patch",
+                     replace("drivers/remoteproc/core.c", "line 05\n", "line 05 x\n"), "family")
+    req = make_patch(tree, sdir, "0002-requires.patch",
+                     replace("drivers/remoteproc/core.c", "line 20\n", "line 20 x\n"), "requires")
+    probe = make_patch(tree, sdir, "0003-probe.patch",
+                       replace("drivers/remoteproc/core.c", "line 40\n", "line 40 x\n"), "probe")
 
     def new_file(repo):
         write(repo, "drivers/remoteproc/gone.c", ["a", "b"])
@@ -402,27 +404,38 @@ def test_not_applicable_and_probe_classification(tmp_path):
     report = classify(tree, series)
     got = {r.name: (r.status, r.method) for r in report.results}
     assert got == {
-        fam: (Status.NOT_APPLICABLE, "family"),
+        # written for NXP lines only, but the code it changes is there: the
+        # family orders variants, it never rules a fix out
+        fam: (Status.APPLIES, "strict"),
         req: (Status.NOT_APPLICABLE, "requires"),
         probe: (Status.ALREADY_PRESENT, "probe"),
         missing: (Status.NOT_APPLICABLE, "missing-file"),
     }
     assert report.family == "mainline" and not report.failed
     assert "imx_rproc_xtr_mbox_init" in report.result(req).detail
+    assert report.result(req).evidence["missing"] == [
+        r"drivers/remoteproc/core.c =~ /imx_rproc_xtr_mbox_init\(/"]
     assert "gone.c" in report.result(missing).detail
-    assert apply_series(tree, series).end == git(tree, "rev-parse", "HEAD")
+    assert report.result(probe).evidence["matched"] == [
+        "drivers/remoteproc/core.c:10: line 10", "Makefile:2: PATCHLEVEL = 1"]
+    done = apply_series(tree, series)
+    assert [r.name for r in done.results if r.commit] == [fam]
 
 
 def test_family_detection_and_override(tmp_path):
     nxp = make_tree(tmp_path / "nxp", version=(4, 14), nxp=True)
     ml = make_tree(tmp_path / "ml", version=(6, 1))
     info = detect_family(nxp)
-    assert (info.family, info.version, info.marker) == ("nxp-4.14", "4.14",
-                                                        "drivers/rpmsg/imx_rpmsg.c")
+    assert (info.family, info.version.short, info.version.full, info.marker) == (
+        "nxp-4.14", "4.14", "4.14.0", "drivers/rpmsg/imx_rpmsg.c")
     assert detect_family(ml).family == "mainline"
-    assert detect_family(ml, override="nxp-5.4").family == "nxp-5.4"
+    given = detect_family(ml, override="nxp-5.4")
+    assert (given.family, given.detected) == ("nxp-5.4", "mainline")
     (tmp_path / "notkernel").mkdir()
-    with pytest.raises(TreeStateError, match="VERSION/PATCHLEVEL"):
+    with pytest.raises(TreeStateError, match="cannot read .*notkernel/Makefile"):
+        detect_family(tmp_path / "notkernel")
+    (tmp_path / "notkernel" / "Makefile").write_text("all:\n\ttrue\n")
+    with pytest.raises(TreeStateError, match="no numeric VERSION/PATCHLEVEL"):
         detect_family(tmp_path / "notkernel")
 
 
@@ -444,6 +457,9 @@ def test_matrix_picks_the_variant_for_each_family(tmp_path):
     assert m.cell("the-fix", "5.4") == ("applies", b)
     assert m.cell("the-fix", "6.1") == ("already-present", b)
     d = m.to_dict()
-    assert d["fixes"]["the-fix"]["6.1"] == {"status": "already-present", "variant": b}
+    cell = d["fixes"]["the-fix"]["6.1"]
+    assert (cell["status"], cell["variant"], cell["method"]) == ("already-present", b, "reverse")
+    assert d["fixes"]["the-fix"]["4.14"]["evidence"]["order"] == [a, b]
+    assert d["fixes"]["the-fix"]["5.4"]["evidence"]["order"] == [b, a]
     text = m.render()
     assert "the-fix" in text and "already-present" in text and "nxp-4.14" in text

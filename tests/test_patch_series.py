@@ -168,7 +168,7 @@ def test_imx_rproc_patches_quote_the_failure_they_fix():
 def test_loadable_imx_rpmsg_variants():
     s = load_series(REPO / "patches" / "imx-rproc")
     variants = {p.name.split("/")[0]: p for p in s if p.fix == "loadable-imx-rpmsg"}
-    assert set(variants) == {"nxp-4.14", "nxp-5.4"}
+    assert set(variants) == {"nxp-4.14", "nxp-5.4", "nxp-5.15", "nxp-6.1"}
     for family, p in variants.items():
         text = p.path.read_text()
         assert "+config IMX_RPMSG\n+\ttristate" in text, family
@@ -180,6 +180,15 @@ def test_loadable_imx_rpmsg_variants():
         kconfig = "config IMX_RPMSG\n\ttristate \"x\"\n"
         assert re.search(p.present_if[0].regex, kconfig, re.MULTILINE), family
         assert [pr.file for pr in p.requires] == ["drivers/rpmsg/imx_rpmsg.c"]
+    # 5.15 and 6.1: the RPMsg core can be a module: the tristate, not the bool, selects it
+    for family in ("nxp-5.15", "nxp-6.1"):
+        text = variants[family].path.read_text()
+        assert "+	select RPMSG_VIRTIO\n" in text and "-	select RPMSG_VIRTIO\n" in text, family
+        assert "IMX_SC_IRQ_GROUP_REBOOTED,\n+\t\t\t\t\t BIT(rpdev->mub_partition), false);" \
+            in text, family
+        assert "mbox_free_channel(rpdev->rxdb_ch);" in text \
+            and "cancel_delayed_work_sync(&rpdev->rpmsg_work);" in text \
+            and "of_reserved_mem_device_release(dev);" in text, family
     # nxp-4.14: the MU helpers imx_rpmsg.ko calls are exported
     text = variants["nxp-4.14"].path.read_text()
     for fn in ("MU_Init", "MU_SendMessage", "MU_SendMessageTimeout", "MU_ReceiveMsg",

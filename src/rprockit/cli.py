@@ -143,8 +143,8 @@ def patch(c, profile="imx7d-mainline-6.1", workspace=None, check=False, tree=Non
         failed = False
         for d in ctx.profile.patches:
             series = patch_mod.load_series(d)
-            rep = patch_mod.apply_series(path, series, ctx.profile.source.family, ctx.runner,
-                                         check=check,
+            # the family of the tree given, not the profile's (it only orders variants)
+            rep = patch_mod.apply_series(path, series, None, ctx.runner, check=check,
                                          report_dir=ctx.ws.base / "reports" / series.directory.name)
             print(rep.render())
             failed |= rep.failed

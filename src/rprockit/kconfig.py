@@ -25,6 +25,7 @@ from pathlib import Path
 
 import kconfiglib
 
+from . import kernel_tree
 from .errors import KconfigError, ToolMissingError
 from .runner import Runner, require_tool
 
@@ -152,19 +153,16 @@ def _compiler_package(cross_compile: str) -> str | None:
 
 
 def kernel_version(srctree: Path) -> str:
-    """``VERSION.PATCHLEVEL.SUBLEVEL[EXTRAVERSION]`` from the top-level Makefile.
+    """``VERSION.PATCHLEVEL.SUBLEVEL[EXTRAVERSION]`` (:func:`rprockit.kernel_tree.read_version`).
 
     Raises:
-        KconfigError: the Makefile has no VERSION line (not a kernel tree).
+        KconfigError: the Makefile has no version lines (not a kernel tree).
     """
-    text = (Path(srctree) / "Makefile").read_text(errors="replace")
-    vals = {}
-    for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
-        m = re.search(rf"^{key}[ \t]*=[ \t]*(\S*)", text, re.MULTILINE)
-        vals[key] = m.group(1) if m else ""
-    if not vals["VERSION"]:
-        raise KconfigError(f"{srctree}/Makefile has no VERSION line: is this a kernel tree?")
-    return f"{vals['VERSION']}.{vals['PATCHLEVEL']}.{vals['SUBLEVEL']}{vals['EXTRAVERSION']}"
+    try:
+        return kernel_tree.read_version(srctree).full
+    except kernel_tree.NotAKernelTreeError as e:
+        raise KconfigError(f"{srctree}/Makefile has no VERSION line: is this a kernel "
+                           f"tree? ({e.problem})") from e
 
 
 @contextlib.contextmanager

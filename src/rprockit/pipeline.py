@@ -97,7 +97,8 @@ def stage_patch(ctx: Context):
     reports: list[dict] = []
     counts: dict[str, int] = {}
     for series in series_list:
-        rep = patch_mod.apply_series(ctx.ws.src, series, ctx.profile.source.family, ctx.runner,
+        # the family is detected from the fetched tree; it only orders fix variants
+        rep = patch_mod.apply_series(ctx.ws.src, series, None, ctx.runner,
                                      report_dir=ctx.ws.base / "reports" / series.directory.name)
         ctx.say(rep.render())
         reports.append(rep.to_dict())

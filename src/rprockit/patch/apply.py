@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from ..runner import Runner
-from .classify import classify_on
 from ..errors import DirtyTreeError
+from .classify import classify_on, family_warnings
 from .errors import PatchApplyError, TreeStateError
 from .report import PatchReport, PatchResult, Status
 from .series import Series
@@ -92,7 +92,7 @@ def recover(git: Git) -> str | None:
                              f"now {_symbolic_head(git) or 'detached'}",
                              f"check out {state.get('branch') or start} and run again, or "
                              f"delete {state_path} to keep the tree as it is")
-    restore(git, start)
+    restore(git, str(start))
     state_path.unlink(missing_ok=True)
     return start
 
@@ -175,7 +175,9 @@ def apply_series(tree: Path, series: Series, family: str | None = None,
                  report_dir: Path | None = None) -> PatchReport:
     """Classify, then apply ``series`` to ``tree``, one commit per patch (``git am --3way``).
 
-    Patches classified already-present or not-applicable are skipped, so a
+    One variant per fix is applied: the one the classification chose
+    (:mod:`rprockit.patch.classify`).  Fixes classified already-present or
+    not-applicable are skipped, so a
     re-run on a patched tree is a no-op.  Conflicting or corrupt patches fail
     the whole series before anything is applied; a ``git am`` failure or an
     interrupt puts the tree back on the start commit.  Commits get the
@@ -185,7 +187,8 @@ def apply_series(tree: Path, series: Series, family: str | None = None,
     Args:
         tree: kernel git work tree (must be clean unless ``check``).
         series: from :func:`~rprockit.patch.series.load_series`.
-        family: family from the profile; detected when None.
+        family: family to order the fix variants by; detected from the tree
+            when None (:func:`~rprockit.kernel_tree.detect_family`).
         runner: command runner (default :class:`~rprockit.runner.Runner`).
         check: classify only (dry run); never raises for conflicts.
         report_dir: where ``patch-report.json`` and ``patch-report.txt`` go;
@@ -208,14 +211,15 @@ def apply_series(tree: Path, series: Series, family: str | None = None,
     if not check:
         _check_tree(git)
     head = git.head()
-    report = PatchReport(tree, info.family, info.version, series.directory,
+    report = PatchReport(tree, info.family, info.version.short, series.directory,
                          series.fingerprint(), "check" if check else "apply", head, head,
-                         recovered=recovered, warnings=list(series.warnings))
+                         recovered=recovered,
+                         warnings=list(series.warnings) + family_warnings(info))
     if recovered:
         report.warnings.append(f"recovered an interrupted run: tree reset to {recovered}")
     if check and git.dirty():
         report.warnings.append("tree has uncommitted changes; patches were checked against HEAD")
-    report.results = classify_on(git, series, info.family)
+    report.results = classify_on(git, series, info)
     report.warnings += [f"{r.name}: needs rebase: {w}" for r in report.results
                         if r.status is Status.NEEDS_REBASE for w in r.warnings]
     try:

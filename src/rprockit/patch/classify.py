@@ -1,26 +1,40 @@
-"""Classify each patch of a series against a tree, without touching it.
+"""Classify each fix of a series against a tree by its code, without touching the tree.
 
-The series is simulated on a scratch index (``GIT_INDEX_FILE`` =
-``.git/rprockit-scratch/index``, read from HEAD): each patch is checked
-against the index as the patches before it left it, so a patch that builds
-on an earlier one is judged correctly.  Neither the work tree nor the real
-index is written.
+A fix (``meta.yaml`` ``fix:``) has one or more variants, each written for some
+tree families.  The tree's family (:func:`rprockit.kernel_tree.detect_family`)
+only orders the variants: the variant written for the family first, then the
+same vendor's nearest line, then mainline, then the rest.  Every variant of
+every fix is probed on every tree.
 
-Order of the checks, first that decides wins:
+The trial runs in a temporary work tree: a ``git clone --shared
+--no-checkout`` of the tree in a temporary directory whose index is read from
+HEAD.  Patches are tried with ``git apply --cached`` on that index, and each
+chosen variant is applied there so the next fix sees it.  Nothing is written
+to the user's work tree, index or ``.git``.
 
-1. family not targeted                  -> not-applicable (``family``)
-2. ``git apply --stat`` cannot parse it  -> corrupt
-3. all ``present_if`` probes match        -> already-present (``probe``)
-4. a ``requires`` probe fails             -> not-applicable (``requires``)
-5. a file it modifies does not exist      -> not-applicable (``missing-file``)
-6. ``git apply --check -R`` succeeds      -> already-present (``reverse``); the
-   series is first reverse-applied from its last patch back on a second
-   scratch index, so stacked patches are recognised on a patched tree
-7. ``git apply --check`` succeeds         -> applies, or needs-rebase if a hunk
-   needed an offset (``-v`` "Hunk #N succeeded at L (offset K lines)")
-8. ``git apply --check --3way`` succeeds  -> needs-rebase (``3way``)
-9. ``git apply --check -C1`` succeeds     -> needs-rebase (``fuzz``; ``git am -C1``)
-10. otherwise                            -> conflict, naming the hunk and file.
+For one fix, first that decides wins:
+
+1. ``git apply --stat`` cannot parse a variant          -> corrupt
+2. every ``present_if`` probe of a variant matches      -> already-present (``probe``)
+3. a variant reverse-applies (on the tree, or after the
+   series was peeled back from its last patch)           -> already-present (``reverse``)
+4. trial of each variant, in preference order:
+   a ``requires`` probe fails or a file it changes is
+   missing -> that variant is not applicable; else
+   ``git apply --check`` (clean, or with line offsets),
+   ``--3way``, ``-C1``; the first clean variant wins, else
+   the first that applies at all
+5. a variant applies and some ``present_if`` probes of
+   the fix matched                                       -> partially-present (the variant
+                                                           that adds the rest)
+6. a variant applies                                     -> applies / needs-rebase
+                                                           (``offset``, ``3way``, ``fuzz``)
+7. every variant is not applicable                       -> not-applicable (the missing file
+                                                           or symbol)
+8. otherwise                                             -> conflict, naming the hunk and file.
+
+Every result carries ``evidence``: the probe lines that matched (file, line,
+text), the probes that did not, the variant order and each variant's trial.
 """
 
 from __future__ import annotations
@@ -30,12 +44,15 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from ..kernel_tree import TreeFamily, family_distance
 from ..runner import Runner
 from .diff import FileDiff, find_hunk, parse_patch
 from .report import PatchReport, PatchResult, Status
-from .series import PatchEntry, Series
+from .series import PatchEntry, Probe, Series
 from .tree import Git, detect_family
 
 _OFFSET = re.compile(r"^Hunk #(\d+) succeeded at (\d+) \(offset (-?\d+) lines?\)", re.MULTILINE)
@@ -43,15 +60,29 @@ _FAILED_AT = re.compile(r"^error: patch failed: (.+):(\d+)$", re.MULTILINE)
 _NOT_IN_INDEX = re.compile(r"^error: (.+): (does not exist in index|already exists in index|"
                            r"does not match index)$", re.MULTILINE)
 
+#: trial outcome -> (status, method, am options); a lower rank is preferred
+_TRIAL_OK = {"strict": (0, Status.APPLIES, []), "offset": (1, Status.NEEDS_REBASE, []),
+             "3way": (1, Status.NEEDS_REBASE, []), "fuzz": (2, Status.NEEDS_REBASE, ["-C1"])}
+
 
 @contextlib.contextmanager
-def scratch_index(git: Git) -> Iterator[dict[str, str]]:
-    """A throw-away index holding HEAD; yields the env that selects it."""
-    tmp = Path(tempfile.mkdtemp(prefix="rprockit-scratch-", dir=git.git_dir()))
-    env = {"GIT_INDEX_FILE": str(tmp / "index")}
+def trial_tree(git: Git, commit: str) -> Iterator[Git]:
+    """A temporary work tree (``git clone --shared --no-checkout``) whose index holds ``commit``.
+
+    Args:
+        git: the user's tree.
+        commit: the commit to read into the trial index (the tree's HEAD).
+
+    Yields:
+        A :class:`Git` for the trial clone; it is deleted on exit.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="rprockit-trial-"))
     try:
-        git("read-tree", "HEAD", env=env)
-        yield env
+        git.runner.run(["git", "clone", "-q", "--shared", "--no-checkout", "--",
+                        str(git.tree), str(tmp / "tree")])
+        trial = Git(tmp / "tree", git.runner)
+        trial("read-tree", commit)
+        yield trial
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -84,105 +115,224 @@ def _conflict_detail(output: str, files: list[FileDiff]) -> str:
     return last[-1] if last else "git apply failed"
 
 
+def variant_order(variants: list[PatchEntry], tree: TreeFamily) -> list[PatchEntry]:
+    """The variants of one fix, most fitting first for a ``tree`` (stable in series order).
+
+    Args:
+        variants: the series entries of one fix.
+        tree: the tree's family (:func:`rprockit.kernel_tree.detect_family`).
+
+    Returns:
+        The same entries ordered by :func:`rprockit.kernel_tree.family_distance`
+        of their nearest family.
+    """
+    def key(p: PatchEntry) -> tuple:
+        return min(family_distance(tree.family, f, tree.version) for f in p.families)
+    return sorted(variants, key=key)
+
+
+@dataclass
+class _Trial:
+    """The outcome of trying one variant on the trial index."""
+
+    variant: PatchEntry
+    outcome: str                      # strict | offset | 3way | fuzz | conflict | not-applicable
+    detail: str = ""
+    warnings: list[str] = field(default_factory=list)
+    output: str = ""
+    missing: str = ""                 # the missing file or symbol (not-applicable)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"variant": self.variant.name, "families": list(self.variant.families),
+             "result": self.outcome, "detail": self.detail}
+        if self.missing:
+            d["missing"] = self.missing
+        if self.warnings:
+            d["warnings"] = list(self.warnings)
+        return d
+
+
 class _Classifier:
-    """Runs the checks of one series on one tree (scratch index ``env``)."""
+    """Runs the checks of one series on one trial tree."""
 
-    def __init__(self, git: Git, series: Series, family: str, env: dict[str, str]):
-        self.git, self.series, self.family, self.env = git, series, family, env
+    def __init__(self, trial: Git, series: Series, tree: TreeFamily):
+        self.git, self.series, self.tree = trial, series, tree
         self.present: set[str] = set()
+        self._files: dict[str, str | None] = {}
 
-    def apply_check(self, patch: Path, *opts: str):
-        return self.git("apply", "--cached", "--check", "-v", *opts, patch,
-                        check=False, env=self.env)
+    # ------------------------------------------------------------------ reading the trial index
+    def text(self, path: str) -> str | None:
+        """Content of ``path`` in the trial index (as the earlier fixes left it), or None."""
+        if path not in self._files:
+            proc = self.git("cat-file", "blob", f":{path}", check=False)
+            self._files[path] = proc.stdout if proc.returncode == 0 else None
+        return self._files[path]
+
+    def probe(self, pr: Probe) -> dict[str, Any]:
+        """Evaluate ``pr``: ``{probe, file, matched, line, text}`` (line 1-based)."""
+        out: dict[str, Any] = {"probe": pr.describe(), "file": pr.file, "matched": False}
+        text = self.text(pr.file)
+        if text is None:
+            out["absent"] = "file"
+            return out
+        if pr.regex is None:
+            out["matched"] = True
+            return out
+        m = re.search(pr.regex, text, re.MULTILINE)
+        if m and m.start() == m.end() == 0:
+            # a look-ahead over the whole file: it matched because a line is absent
+            out.update(matched=True, text="(whole file: the excluded text is absent)")
+        elif m:
+            line = text.count("\n", 0, m.start()) + 1
+            out.update(matched=True, line=line,
+                       text=text.splitlines()[line - 1].strip() if text else "")
+        else:
+            out["absent"] = "symbol"
+        return out
 
     def existing(self, paths: list[str]) -> set[str]:
         if not paths:
             return set()
-        out = self.git("ls-files", "-z", "--", *paths, env=self.env).stdout
+        out = self.git("ls-files", "-z", "--", *paths).stdout
         return set(filter(None, out.split("\0")))
 
-    def result(self, p: PatchEntry, status: Status, method: str, detail: str = "",
-               **kw) -> PatchResult:
-        return PatchResult(p.name, p.fix, self.series.entry(p), status, method, detail, **kw)
+    def apply_check(self, patch: Path, *opts: str, env: dict[str, str] | None = None):
+        return self.git("apply", "--cached", "--check", "-v", *opts, patch, check=False, env=env)
 
-    def before_git(self, p: PatchEntry, files: list[FileDiff]) -> PatchResult | None:
-        """Checks 1-5 (no git apply)."""
-        tree = self.git.tree
-        if self.family not in p.families:
-            return self.result(p, Status.NOT_APPLICABLE, "family",
-                               f"targets {', '.join(p.families)}; tree is {self.family}")
-        stat = self.git("apply", "--stat", p.path, check=False)
-        if stat.returncode != 0 or not files:
-            return self.result(p, Status.CORRUPT, "git-apply",
-                               "git apply cannot parse it: "
-                               + (stat.stderr.strip().splitlines() or ["no diff"])[0],
-                               output=stat.stderr)
-        if p.present_if and all(pr.matches(tree) for pr in p.present_if):
-            return self.result(p, Status.ALREADY_PRESENT, "probe",
-                               "equivalent fix found: "
-                               + "; ".join(pr.describe() for pr in p.present_if))
-        for pr in p.requires:
-            if not pr.matches(tree):
-                return self.result(p, Status.NOT_APPLICABLE, "requires",
-                                   f"code it changes is absent: {pr.describe()}")
+    # ------------------------------------------------------------------ per-variant checks
+    def trial(self, p: PatchEntry, files: list[FileDiff],
+              requires: list[dict[str, Any]]) -> _Trial:
+        """Try one variant on the trial index (nothing is applied)."""
+        failed = [r for r in requires if not r["matched"]]
+        if failed:
+            r = failed[0]
+            if r.get("absent") == "file":
+                return _Trial(p, "not-applicable",
+                              f"code it changes is absent: {r['file']} does not exist",
+                              missing=r["file"])
+            return _Trial(p, "not-applicable",
+                          f"code it changes is absent: no /{r['probe'].split(' =~ /', 1)[-1]} "
+                          f"in {r['file']}", missing=r["probe"])
         modified = [f.old_path for f in files if f.old_path]
         missing = sorted(set(modified) - self.existing(modified))
         if missing:
-            return self.result(p, Status.NOT_APPLICABLE, "missing-file",
-                               f"file(s) it changes do not exist: {', '.join(missing)}")
-        return None
+            return _Trial(p, "not-applicable",
+                          f"file(s) it changes do not exist: {', '.join(missing)}",
+                          missing=", ".join(missing))
+        strict = self.apply_check(p.path)
+        if strict.returncode == 0:
+            offsets = _offsets(strict.stdout + strict.stderr)
+            if offsets:
+                return _Trial(p, "offset", "applies with line offsets; refresh the patch",
+                              warnings=offsets)
+            return _Trial(p, "strict", "applies cleanly")
+        out = strict.stdout + strict.stderr
+        detail = _conflict_detail(out, files)
+        three = self.apply_check(p.path, "--3way")
+        if three.returncode == 0 and "with conflicts" not in three.stdout + three.stderr:
+            return _Trial(p, "3way", "applies only with a 3-way merge; refresh the patch",
+                          warnings=[detail], output=out)
+        fuzz = self.apply_check(p.path, "-C1")
+        if fuzz.returncode == 0:
+            return _Trial(p, "fuzz", "applies only with reduced context (-C1); refresh the patch",
+                          warnings=[detail, *_offsets(fuzz.stdout + fuzz.stderr)], output=out)
+        return _Trial(p, "conflict", detail, output=out)
 
     def peel(self, env_back: dict[str, str]) -> set[str]:
         """Names of the patches whose effect is in the tree, found from the last one back.
 
-        Each patch that reverse-applies is reverted on the ``env_back`` scratch
-        index before the one before it is tried, so a fully applied series
-        whose patches touch each other's context is still recognised.
+        Each patch that reverse-applies is reverted on the ``env_back`` index
+        before the one before it is tried, so a fully applied series whose
+        patches touch each other's context is still recognised.
         """
         present = set()
         for p in reversed(self.series.patches):
-            if self.family not in p.families:
-                continue
             proc = self.git("apply", "--cached", "-R", p.path, check=False, env=env_back)
             if proc.returncode == 0:
                 present.add(p.name)
         return present
 
-    def with_git(self, p: PatchEntry, files: list[FileDiff]) -> PatchResult:
-        """Checks 6-10."""
-        if p.name in self.present:
-            return self.result(p, Status.ALREADY_PRESENT, "reverse",
-                               "reverse-applies: already in the tree")
-        if self.apply_check(p.path, "-R").returncode == 0:
-            return self.result(p, Status.ALREADY_PRESENT, "reverse",
-                               "reverse-applies: already in the tree")
-        strict = self.apply_check(p.path)
-        if strict.returncode == 0:
-            offsets = _offsets(strict.stdout + strict.stderr)
-            if offsets:
-                return self.result(p, Status.NEEDS_REBASE, "offset",
-                                   "applies with line offsets; refresh the patch",
-                                   warnings=offsets)
-            return self.result(p, Status.APPLIES, "strict", "applies cleanly")
-        out = strict.stdout + strict.stderr
-        detail = _conflict_detail(out, files)
-        three = self.apply_check(p.path, "--3way")
-        if three.returncode == 0 and "with conflicts" not in three.stdout + three.stderr:
-            return self.result(p, Status.NEEDS_REBASE, "3way",
-                               "applies only with a 3-way merge; refresh the patch",
-                               warnings=[detail], output=out)
-        fuzz = self.apply_check(p.path, "-C1")
-        if fuzz.returncode == 0:
-            return self.result(p, Status.NEEDS_REBASE, "fuzz",
-                               "applies only with reduced context (-C1); refresh the patch",
-                               warnings=[detail] + _offsets(fuzz.stdout + fuzz.stderr),
-                               output=out, am_options=["-C1"])
-        return self.result(p, Status.CONFLICT, "git-apply", detail, output=out)
+    # ------------------------------------------------------------------ one fix
+    def result(self, p: PatchEntry, status: Status, method: str, detail: str,
+               evidence: dict[str, Any], **kw) -> PatchResult:
+        return PatchResult(p.name, p.fix, self.series.entry(p), status, method, detail,
+                           evidence=evidence, **kw)
+
+    def classify_fix(self, fix: str) -> PatchResult:
+        """Classify the variants of ``fix`` and pick the one to apply."""
+        variants = variant_order([p for p in self.series if p.fix == fix], self.tree)
+        evidence: dict[str, Any] = {"family": self.tree.family,
+                                    "order": [p.name for p in variants], "probes": []}
+        parsed: dict[str, list[FileDiff]] = {}
+        for p in variants:
+            files = parse_patch(p.path.read_text(encoding="utf-8", errors="replace"))
+            stat = self.git("apply", "--stat", p.path, check=False)
+            if stat.returncode != 0 or not files:
+                return self.result(p, Status.CORRUPT, "git-apply",
+                                   "git apply cannot parse it: "
+                                   + (stat.stderr.strip().splitlines() or ["no diff"])[0],
+                                   evidence, output=stat.stderr)
+            parsed[p.name] = files
+        probes: dict[str, tuple[list[dict], list[dict]]] = {}
+        for p in variants:
+            present = [dict(self.probe(pr), variant=p.name, kind="present_if")
+                       for pr in p.present_if]
+            requires = [dict(self.probe(pr), variant=p.name, kind="requires")
+                        for pr in p.requires]
+            probes[p.name] = (present, requires)
+            evidence["probes"] += present + requires
+        for p in variants:
+            present = probes[p.name][0]
+            if present and all(r["matched"] for r in present):
+                evidence["matched"] = [_where(r) for r in present]
+                return self.result(p, Status.ALREADY_PRESENT, "probe",
+                                   "equivalent fix found: " + " | ".join(evidence["matched"]),
+                                   evidence)
+        for p in variants:
+            if p.name in self.present or self.apply_check(p.path, "-R").returncode == 0:
+                evidence["reverse"] = p.name
+                return self.result(p, Status.ALREADY_PRESENT, "reverse",
+                                   "reverse-applies: already in the tree", evidence)
+        trials = [self.trial(p, parsed[p.name], probes[p.name][1]) for p in variants]
+        evidence["trials"] = [t.to_dict() for t in trials]
+        ok = [t for t in trials if t.outcome in _TRIAL_OK]
+        if ok:
+            best = min(ok, key=lambda t: _TRIAL_OK[t.outcome][0] > 0)
+            return self.chosen(best, evidence)
+        if all(t.outcome == "not-applicable" for t in trials):
+            first = trials[0]
+            evidence["missing"] = sorted({t.missing for t in trials})
+            return self.result(first.variant, Status.NOT_APPLICABLE,
+                               "requires" if "absent" in first.detail else "missing-file",
+                               first.detail, evidence)
+        bad = next(t for t in trials if t.outcome == "conflict")
+        return self.result(bad.variant, Status.CONFLICT, "git-apply", bad.detail, evidence,
+                           output=bad.output)
+
+    def chosen(self, t: _Trial, evidence: dict[str, Any]) -> PatchResult:
+        """The result for a variant that applies: applies, needs-rebase or partially-present."""
+        _rank, status, am_opts = _TRIAL_OK[t.outcome]
+        evidence["chosen"] = t.variant.name
+        matched = [r for r in evidence["probes"] if r["kind"] == "present_if" and r["matched"]]
+        if matched:
+            missing = [r for r in evidence["probes"]
+                       if r["kind"] == "present_if" and not r["matched"]]
+            evidence["matched"] = sorted({_where(r) for r in matched})
+            evidence["missing"] = sorted({r["probe"] for r in missing})
+            evidence["adds"] = t.variant.name
+            detail = (f"present: {' | '.join(evidence['matched'])}; missing: "
+                      f"{' | '.join(evidence['missing'])}; {t.variant.name} adds it"
+                      + ("" if t.outcome == "strict" else f" ({t.detail})"))
+            return self.result(t.variant, Status.PARTIALLY_PRESENT, t.outcome, detail, evidence,
+                               warnings=t.warnings, output=t.output, am_options=am_opts)
+        return self.result(t.variant, status, t.outcome, t.detail, evidence,
+                           warnings=t.warnings, output=t.output, am_options=am_opts)
 
     def stack(self, p: PatchEntry, r: PatchResult) -> None:
-        """Apply ``p`` to the scratch index so the next patches see it."""
+        """Apply ``p`` to the trial index so the next fixes see it."""
         opts = {"3way": ["--3way"], "fuzz": ["-C1"]}.get(r.method, [])
-        proc = self.git("apply", "--cached", *opts, p.path, check=False, env=self.env)
+        proc = self.git("apply", "--cached", *opts, p.path, check=False)
+        self._files.clear()
         if proc.returncode != 0:
             r.status, r.method = Status.CONFLICT, "git-apply"
             r.detail = "applies alone but not on top of the previous patches: " \
@@ -192,35 +342,43 @@ class _Classifier:
     def run(self, env_back: dict[str, str]) -> list[PatchResult]:
         self.present = self.peel(env_back)
         results = []
-        for p in self.series:
-            files = parse_patch(p.path.read_text(encoding="utf-8", errors="replace"))
-            r = self.before_git(p, files) or self.with_git(p, files)
+        entries = {p.name: p for p in self.series}
+        for fix in self.series.fixes():
+            r = self.classify_fix(fix)
             if r.status.to_apply:
-                self.stack(p, r)
+                self.stack(entries[r.name], r)
             results.append(r)
         return results
 
 
-def classify_on(git: Git, series: Series, family: str) -> list[PatchResult]:
-    """Classify every patch of ``series`` for ``family`` on the HEAD of ``git.tree``.
+def _where(r: dict[str, Any]) -> str:
+    if r.get("line"):
+        return f"{r['file']}:{r['line']}: {r['text']}"
+    return f"{r['file']}: {r['text']}" if r.get("text") else r["file"]
+
+
+def classify_on(git: Git, series: Series, tree: TreeFamily) -> list[PatchResult]:
+    """Classify every fix of ``series`` on the HEAD of ``git.tree`` (in a trial tree).
 
     Returns:
-        One :class:`PatchResult` per series entry, in series order.
+        One :class:`PatchResult` per fix, in series order; its ``name`` is the
+        variant chosen (or the one the status is about).
     """
-    with scratch_index(git) as env, scratch_index(git) as env_back:
-        return _Classifier(git, series, family, env).run(env_back)
+    with trial_tree(git, git.head()) as trial:
+        env_back = {"GIT_INDEX_FILE": str(trial.tree / ".git" / "rprockit-peel-index")}
+        trial("read-tree", "HEAD", env=env_back)
+        return _Classifier(trial, series, tree).run(env_back)
 
 
 def classify(tree: Path, series: Series, family: str | None = None,
              runner: Runner | None = None) -> PatchReport:
-    """Classify each patch of ``series`` against ``tree`` (dry run; nothing is written).
+    """Classify each fix of ``series`` against ``tree`` (dry run; nothing is written).
 
     Args:
-        tree: kernel git work tree; patches are judged against its HEAD
-            (probes read the work tree).
+        tree: kernel git work tree; fixes are judged against its HEAD.
         series: from :func:`~rprockit.patch.series.load_series`.
-        family: tree family from the profile; detected
-            (:func:`~rprockit.patch.tree.detect_family`) when None.
+        family: family to order the variants by; detected
+            (:func:`~rprockit.kernel_tree.detect_family`) when None.
         runner: the command runner (default :class:`~rprockit.runner.Runner`).
 
     Returns:
@@ -234,14 +392,24 @@ def classify(tree: Path, series: Series, family: str | None = None,
     git = Git(tree, runner or Runner())
     info = detect_family(tree, family)
     head = git.head()
-    report = PatchReport(tree, info.family, info.version, series.directory,
+    report = PatchReport(tree, info.family, info.version.short, series.directory,
                          series.fingerprint(), "check", head, head,
-                         warnings=list(series.warnings))
+                         warnings=list(series.warnings) + family_warnings(info))
     dirty = git.dirty()
     if dirty:
         report.warnings.append(f"tree has {len(dirty)} uncommitted change(s); patches were "
                                "checked against HEAD")
-    report.results = classify_on(git, series, info.family)
+    report.results = classify_on(git, series, info)
     report.warnings += [f"{r.name}: {w}" for r in report.results
                         if r.status is Status.NEEDS_REBASE for w in r.warnings]
     return report
+
+
+def family_warnings(info: TreeFamily) -> list[str]:
+    """A warning when a given family disagrees with what the tree says."""
+    if info.family != info.detected:
+        return [f"family {info.family} was given, but the tree looks like {info.detected} "
+                f"(Makefile {info.version.full}"
+                + (f", {info.marker}" if info.marker else ", no vendor marker")
+                + "); variants are ordered for the family given"]
+    return []

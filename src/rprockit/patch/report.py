@@ -26,6 +26,7 @@ class Status(StrEnum):
     APPLIED = "applied"
     NEEDS_REBASE = "needs-rebase"
     ALREADY_PRESENT = "already-present"
+    PARTIALLY_PRESENT = "partially-present"
     NOT_APPLICABLE = "not-applicable"
     CONFLICT = "conflict"
     CORRUPT = "corrupt"
@@ -38,33 +39,40 @@ class Status(StrEnum):
     @property
     def to_apply(self) -> bool:
         """True for the statuses ``git am`` will be run for."""
-        return self in (Status.APPLIES, Status.NEEDS_REBASE)
+        return self in (Status.APPLIES, Status.NEEDS_REBASE, Status.PARTIALLY_PRESENT)
 
 
 _STYLE = {
     Status.APPLIES: "green", Status.APPLIED: "green", Status.NEEDS_REBASE: "yellow",
-    Status.ALREADY_PRESENT: "cyan", Status.NOT_APPLICABLE: "dim",
+    Status.ALREADY_PRESENT: "cyan", Status.PARTIALLY_PRESENT: "yellow",
+    Status.NOT_APPLICABLE: "dim",
     Status.CONFLICT: "bold red", Status.CORRUPT: "bold red",
 }
 
 
 @dataclass
 class PatchResult:
-    """One patch against one tree.
+    """One fix against one tree.
 
     Attributes:
-        name: series entry (file name relative to the series dir).
+        name: the series entry (file name relative to the series dir) of the
+            variant chosen, or of the variant the status is about.
         fix: fix id shared by variants.
         entry: ``"<series file>:<line>"``.
         status: the :class:`Status`.
-        method: how it was decided: ``family``, ``requires``, ``missing-file``,
-            ``probe``, ``reverse``, ``strict``, ``offset``, ``3way``, ``fuzz``,
+        method: how it was decided: ``requires``, ``missing-file``, ``probe``,
+            ``reverse``, ``strict``, ``offset``, ``3way``, ``fuzz``,
             ``git-apply``, ``git-am``.
         detail: one line for humans (hunk and file of a conflict, probe matched, ...).
         warnings: e.g. offsets per hunk.
         output: tool output kept for failures and rebases.
         commit: the commit ``git am`` created, or None.
         am_options: extra ``git am`` options needed (``-C1`` for fuzz).
+        evidence: what the decision rests on: ``family``, ``order`` (variants,
+            preferred first), ``probes`` (each with ``variant``, ``kind``,
+            ``probe``, ``file``, ``matched``, ``line``, ``text``), ``matched`` /
+            ``missing`` (probe lines), ``trials`` (per variant: ``result``,
+            ``detail``, ``missing``), ``chosen``, ``adds``, ``reverse``.
     """
 
     name: str
@@ -77,6 +85,7 @@ class PatchResult:
     output: str = ""
     commit: str | None = None
     am_options: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -195,16 +204,16 @@ class Matrix:
     def cell(self, fix: str, tree: str) -> tuple[str, str]:
         """``(status, variant)`` of ``fix`` on ``tree``.
 
-        The variant is the series entry whose families include the tree's
-        family; when none does, the status is ``not-applicable`` and the
-        variant is ``""``.
+        The variant is the series entry chosen for the tree (or the one the
+        status is about: the variant found present, the one that conflicts).
+
+        Raises:
+            KeyError: ``fix`` is not in the report of ``tree``.
         """
-        targeted = [r for r in self.reports[tree].results
-                    if r.fix == fix and r.method != "family"]
-        if not targeted:
-            return Status.NOT_APPLICABLE.value, ""
-        return (",".join(r.status.value for r in targeted),
-                ",".join(r.name for r in targeted))
+        for r in self.reports[tree].results:
+            if r.fix == fix:
+                return r.status.value, r.name
+        raise KeyError(fix)
 
     @property
     def failed(self) -> bool:
@@ -217,11 +226,15 @@ class Matrix:
             "format": REPORT_FORMAT,
             "trees": {label: {"tree": str(r.tree), "family": r.family, "version": r.version,
                               "head": r.start} for label, r in self.reports.items()},
-            "fixes": {fix: {label: dict(zip(("status", "variant"), self.cell(fix, label),
-                                            strict=False))
-                            for label in self.reports} for fix in self.fixes},
+            "fixes": {fix: {label: self._cell_dict(fix, label) for label in self.reports}
+                      for fix in self.fixes},
             "reports": {label: r.to_dict() for label, r in self.reports.items()},
         }
+
+    def _cell_dict(self, fix: str, label: str) -> dict[str, Any]:
+        r = next(r for r in self.reports[label].results if r.fix == fix)
+        return {"status": r.status.value, "variant": r.name, "method": r.method,
+                "detail": r.detail, "evidence": r.evidence}
 
     def render(self, width: int = 160) -> str:
         """Plain-text table: one row per fix, one column per tree."""
@@ -230,5 +243,10 @@ class Matrix:
         for label, r in self.reports.items():
             table.add_column(f"{label}\n{r.family}")
         for fix in self.fixes:
-            table.add_row(fix, *(self.cell(fix, label)[0] for label in self.reports))
+            cells = []
+            for label in self.reports:
+                status, variant = self.cell(fix, label)
+                to_apply = Status(status).to_apply or status == Status.APPLIED.value
+                cells.append(f"{status}\n{variant.split('/')[0]}" if to_apply else status)
+            table.add_row(fix, *cells)
         return _render(table, width)

@@ -8,13 +8,15 @@ Layout (quilt: one patch file name per line, ``#`` comments)::
 
 ``meta.yaml`` (``format: 1``) describes every series entry: the fix it
 belongs to (variants of one fix for several tree families share ``fix``),
-the dmesg lines it fixes, the tree families it targets, its upstream status
-and two probes run against the tree before any ``git`` command:
+the dmesg lines it fixes, the tree families it was written for (they only
+order the variants of a fix: every variant is tried on every tree), its
+upstream status and two probes run against the tree before any ``git apply``:
 
 * ``present_if``: ``{file, regex}`` pairs; when all match, the equivalent
-  fix (mainline or vendor) is already in the tree;
+  fix (mainline or vendor) is already in the tree; when only some match,
+  the fix is partially present;
 * ``requires``: ``{file[, regex]}`` pairs; when one is missing, the code the
-  patch changes does not exist there and the patch is not applicable.
+  variant changes does not exist there and the variant is not applicable.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ class PatchEntry:
         line: 1-based line of the entry in the series file.
         fix: id shared by the per-family variants of one fix.
         fixes: dmesg lines (or build errors) the patch fixes.
-        families: tree families it targets (``nxp-4.14``, ``nxp-5.4``, ``mainline``).
+        families: tree families it was written for (``nxp-4.14``, ``nxp-5.15``,
+            ``mainline``); they order the variants of a fix, nothing more.
         upstream: ``{"status": ..., "commit": mainline title, "version": "5.13", "reason": ...}``.
         present_if: all match => the equivalent fix is already in the tree.
         requires: one fails => the code it changes does not exist (not applicable).

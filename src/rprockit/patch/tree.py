@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .. import kernel_tree
+from ..kernel_tree import TreeFamily
 from ..runner import Runner
 from .errors import TreeStateError
 
@@ -24,65 +20,28 @@ REPORT_FILE = "rprockit-patch-report.json"
 COMMITTER = {"GIT_COMMITTER_NAME": "rprockit", "GIT_COMMITTER_EMAIL": "rprockit@localhost"}
 
 
-@dataclass(frozen=True)
-class TreeInfo:
-    """What a tree is.
-
-    Attributes:
-        version: ``"VERSION.PATCHLEVEL"`` from the top-level Makefile, e.g. ``"5.4"``.
-        family: ``"nxp-5.4"``, ``"mainline"``, ... (see ``data/kernel-families.yaml``).
-        vendor: ``"nxp"`` or None.
-        marker: the vendor marker file found, or None.
-    """
-
-    version: str
-    family: str
-    vendor: str | None = None
-    marker: str | None = None
+#: What a tree is (version, family, vendor marker): see :mod:`rprockit.kernel_tree`.
+TreeInfo = TreeFamily
 
 
-@lru_cache(maxsize=1)
-def _vendor_markers() -> dict[str, list[str]]:
-    text = resources.files("rprockit").joinpath("data/kernel-families.yaml").read_text()
-    data = yaml.safe_load(text)
-    return {name: v["markers"] for name, v in data["vendors"].items()}
-
-
-def kernel_version(tree: Path) -> str:
-    """``"VERSION.PATCHLEVEL"`` from ``<tree>/Makefile``.
-
-    Raises:
-        TreeStateError: no top-level kernel Makefile with VERSION/PATCHLEVEL.
-    """
-    makefile = Path(tree) / "Makefile"
-    text = makefile.read_text(errors="replace") if makefile.is_file() else ""
-    ver = re.search(r"^VERSION\s*=\s*(\d+)\s*$", text, re.MULTILINE)
-    lvl = re.search(r"^PATCHLEVEL\s*=\s*(\d+)\s*$", text, re.MULTILINE)
-    if not (ver and lvl):
-        raise TreeStateError(tree, f"{makefile} has no VERSION/PATCHLEVEL lines",
-                             "point the profile at the top of a kernel source tree")
-    return f"{ver.group(1)}.{lvl.group(1)}"
-
-
-def detect_family(tree: Path, override: str | None = None) -> TreeInfo:
-    """Detect the tree family from the Makefile version and vendor marker files.
+def detect_family(tree: Path, override: str | None = None) -> TreeFamily:
+    """Detect the tree family (:func:`rprockit.kernel_tree.detect_family`).
 
     Args:
         tree: kernel source tree.
-        override: family from the profile; wins over detection.
+        override: a family to order the variants by instead of the detected one.
 
     Returns:
-        The :class:`TreeInfo`.
+        The :class:`~rprockit.kernel_tree.TreeFamily`.
 
     Raises:
         TreeStateError: not a kernel tree.
     """
-    version = kernel_version(tree)
-    for vendor, markers in _vendor_markers().items():
-        for marker in markers:
-            if (Path(tree) / marker).is_file():
-                return TreeInfo(version, override or f"{vendor}-{version}", vendor, marker)
-    return TreeInfo(version, override or "mainline")
+    try:
+        return kernel_tree.detect_family(tree, override)
+    except kernel_tree.NotAKernelTreeError as e:
+        raise TreeStateError(tree, e.problem,
+                             "point the profile at the top of a kernel source tree") from e
 
 
 class Git:

@@ -20,8 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from .. import kernel_tree
 from ..errors import UserError
 from .soc import AttEntry, AttTable
 
@@ -82,35 +81,6 @@ def _read(tree: Path, rel: str) -> str | None:
         return None
 
 
-def read_version(tree: Path) -> tuple[int, int, int]:
-    """``(VERSION, PATCHLEVEL, SUBLEVEL)`` from ``tree/Makefile``.
-
-    Raises:
-        KernelTreeError: no Makefile, or no VERSION/PATCHLEVEL in it.
-    """
-    text = _read(tree, "Makefile")
-    if text is None:
-        raise KernelTreeError(tree, "no readable Makefile")
-    vals = {}
-    for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL"):
-        m = re.search(rf"^{key}\s*=\s*(\d+)\s*$", text, re.MULTILINE)
-        vals[key] = int(m.group(1)) if m else None
-    if vals["VERSION"] is None or vals["PATCHLEVEL"] is None:
-        raise KernelTreeError(tree, "its Makefile has no VERSION/PATCHLEVEL lines")
-    return vals["VERSION"], vals["PATCHLEVEL"], vals["SUBLEVEL"] or 0
-
-
-def _family(tree: Path) -> str:
-    from importlib import resources
-
-    data = yaml.safe_load(resources.files("rprockit.data").joinpath(
-        "kernel-families.yaml").read_text())
-    for vendor, spec in (data.get("vendors") or {}).items():
-        if any((tree / m).exists() for m in spec.get("markers", [])):
-            return vendor
-    return "mainline"
-
-
 _ATT_RE = re.compile(r"static\s+const\s+struct\s+imx_rproc_att\s+(\w+)\s*\[\s*\]\s*=\s*\{(.*?)\n\};",
                      re.DOTALL)
 _ENTRY_RE = re.compile(r"\{\s*(0x[0-9a-fA-F]+)\s*,\s*(0x[0-9a-fA-F]+)\s*,\s*(0x[0-9a-fA-F]+)\s*,"
@@ -158,7 +128,12 @@ def detect_kernel(tree: Path) -> KernelInfo:
     tree = Path(tree)
     if not tree.is_dir():
         raise KernelTreeError(tree, "not a directory")
-    info = KernelInfo(tree, read_version(tree), _family(tree))
+    try:
+        version = kernel_tree.read_version(tree).triple
+    except kernel_tree.NotAKernelTreeError as e:
+        raise KernelTreeError(tree, "no readable Makefile" if e.unreadable else
+                              "its Makefile has no VERSION/PATCHLEVEL lines") from e
+    info = KernelInfo(tree, version, kernel_tree.find_vendor(tree)[0] or kernel_tree.MAINLINE)
     loader = _read(tree, ELF_LOADER)
     if loader is not None:
         info.skips_memsz0 = bool(re.search(r"type\s*!=\s*PT_LOAD\s*\|\|\s*!memsz", loader))
