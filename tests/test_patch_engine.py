@@ -432,7 +432,7 @@ def test_family_detection_and_override(tmp_path):
     given = detect_family(ml, override="nxp-5.4")
     assert (given.family, given.detected) == ("nxp-5.4", "mainline")
     (tmp_path / "notkernel").mkdir()
-    with pytest.raises(TreeStateError, match="cannot read .*notkernel/Makefile"):
+    with pytest.raises(TreeStateError, match=r"cannot read .*notkernel/Makefile"):
         detect_family(tmp_path / "notkernel")
     (tmp_path / "notkernel" / "Makefile").write_text("all:\n\ttrue\n")
     with pytest.raises(TreeStateError, match="no numeric VERSION/PATCHLEVEL"):

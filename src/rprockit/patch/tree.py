@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import kernel_tree
+from ..git import Git as BaseGit
 from ..kernel_tree import TreeFamily
-from ..runner import Runner
 from .errors import TreeStateError
 
 STATE_FILE = "rprockit-patch-state.json"
@@ -44,26 +44,13 @@ def detect_family(tree: Path, override: str | None = None) -> TreeFamily:
                              "point the profile at the top of a kernel source tree") from e
 
 
-class Git:
-    """``git`` in one work tree, through the project runner.
+class Git(BaseGit):
+    """:class:`rprockit.git.Git` plus what the patch stage asks of a tree.
 
     Args:
         tree: the work tree.
         runner: the :class:`~rprockit.runner.Runner`.
     """
-
-    def __init__(self, tree: Path, runner: Runner):
-        self.tree = Path(tree)
-        self.runner = runner
-
-    def __call__(self, *args: str | os.PathLike, check: bool = True,
-                 env: dict[str, str] | None = None):
-        """Run ``git <args>`` in the tree; returns the CompletedProcess."""
-        return self.runner.run(["git", *args], cwd=self.tree, check=check, env=env)
-
-    def out(self, *args: str | os.PathLike) -> str:
-        """stdout of ``git <args>``, stripped."""
-        return self(*args).stdout.strip()
 
     def git_dir(self) -> Path:
         """Absolute ``.git`` directory (works for worktrees)."""
@@ -73,17 +60,6 @@ class Git:
                                  "create it with the fetch stage (or 'git init' and commit)",
                                  proc.stderr.strip())
         return Path(proc.stdout.strip())
-
-    def head(self) -> str:
-        """Full sha of HEAD."""
-        return self.out("rev-parse", "--verify", "HEAD^{commit}")
-
-    def dirty(self) -> list[str]:
-        """``git status --porcelain`` lines of tracked files (staged or modified)."""
-        # refresh the stat cache first: a touched but unchanged file is not dirty
-        self("update-index", "-q", "--refresh", check=False)
-        out = self("status", "--porcelain", "--untracked-files=no").stdout
-        return [ln for ln in out.splitlines() if ln.strip()]
 
     def am_in_progress(self) -> bool:
         """True when a ``git am`` session (``rebase-apply``) is pending."""
