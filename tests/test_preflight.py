@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import rprockit
+
 from rprockit.errors import UserError
 from rprockit.firmware import build_firmware
 from rprockit.preflight import (
@@ -25,6 +27,8 @@ from rprockit.preflight import (
     UnknownSocError,
     check_firmware,
 )
+from rprockit.preflight.checks import CHECKS, rpmsg_buffer_bytes
+from rprockit.preflight.driver import LINES, load_line
 from rprockit.preflight.kernel import detect_kernel
 from rprockit.preflight.rsctable import vring_bytes
 from rprockit.preflight.soc import load_soc
@@ -46,9 +50,15 @@ ARM_CASES = {
     "memsz0": ("imx7d-memsz0.ld", "cortex-m4", []),
     "imx8mp_ddr": ("imx8mp-ddr.ld", "cortex-m7", []),
     "imx8mp_ddr_tcm": ("imx8mp-ddr-tcm.ld", "cortex-m7", ["-DTCM_VECTORS"]),
+    # the NXP MCUXpresso SDK layouts (see each linker script's comment), vrings of 256 as the SDK
+    "m4_tcm": ("imx8m-tcm.ld", "cortex-m4", ["-DVRING_NUM=256u"]),
+    "m7_itcm": ("imx8m-itcm.ld", "cortex-m7", ["-DVRING_NUM=256u"]),
+    "m4_ddr": ("imx8m-ddr.ld", "cortex-m4", ["-DVRING_NUM=256u"]),
+    "m4_overlap": ("imx8m-overlap.ld", "cortex-m4", ["-DVRING_NUM=256u", "-DMOVED_DATA"]),
 }
 DTS = ["imx7d-good", "imx7d-no-memregion", "imx7d-mu-conflict", "imx7d-small-rpmsg",
-       "imx8mp-ddr"]
+       "imx8mp-ddr", "imx8mm-evk-rpmsg", "imx8mq-evk-rpmsg-5.4", "imx8mp-evk-rpmsg",
+       "imx8mn-evk-rpmsg"]
 
 
 @pytest.fixture(scope="session")
@@ -100,10 +110,15 @@ def test_pipeline_firmware_emulated_passes_with_only_boot_vector_warn(built):
     assert "boot vector" in text and "0x1fe00078" in text and "verdict: WARN" in text
 
 
-def test_pipeline_firmware_without_dtb_is_still_only_boot_vector_warn(built):
+def test_pipeline_firmware_without_dtb_warns_on_what_needs_the_dtb(built):
     rep = check_firmware(built["good"], "imx7d", emulated=True)
-    assert _ids(rep, "warn") == ["boot.vector"] and not rep.failed
-    assert "not verified: no DTB given" in rep.by_id("att.segment0").message
+    # DDR-linked segments map only through a memory-region: undecidable without the DTB
+    assert _ids(rep, "warn") == ["att.segment0", "att.segment1", "boot.vector", "dt.probe"]
+    assert not rep.failed
+    seg = rep.by_id("att.segment0")
+    assert "not verified: no DTB given" in seg.message and "--dtb" in seg.remedy
+    assert seg.details["needs"] == "dtb"
+    assert "clocks" in rep.by_id("dt.probe").message
 
 
 def test_pipeline_firmware_on_hardware_fails_boot_vector(built):
@@ -229,6 +244,152 @@ def test_dtb_wrong_soc_has_no_cm_node(built):
     rep = check_firmware(built["good"], "imx8mm", dtb=built["imx7d-good"])
     c = rep.by_id("dt.cm_node")
     assert c.status == "fail" and "fsl,imx8mm-cm4" in c.message
+
+
+# --------------------------------------------------------------------------- NXP layouts
+
+
+@pytest.mark.parametrize("soc", ["imx8mm", "imx8mq"])
+def test_tcml_linked_vector_table_is_the_boot_vector(built, soc):
+    # MIMX8MM6xxxxx_cm4_ram.ld links the vectors at device 0x1FFE0000; the ATT maps it to
+    # system 0x007E0000, the TCML bytes the M4 reads at its address 0 after reset.
+    rep = check_firmware(built["m4_tcm"], soc)
+    c = rep.by_id("boot.vector")
+    assert c.status == "pass", c.message
+    assert c.details["da"] == 0x1FFE0000 and c.details["pc"] & 1
+    assert "system 0x007e0000" in c.message
+    assert [(s.sys, s.region) for s in rep.segments] == [
+        (0x007E0000, "TCML"), (0x007E0240, "TCML"), (0x00800000, "TCMU")]
+    # every segment is in an ATT_OWN region, so only the DT-dependent checks are undecided
+    assert _ids(rep, "fail") == [] and _ids(rep, "warn") == ["dt.probe"]
+
+
+def test_tcm_image_on_nxp_imx8mm_dt_passes_probe_checks(built):
+    rep = check_firmware(built["m4_tcm"], "imx8mm", dtb=built["imx8mm-evk-rpmsg"])
+    assert not rep.failed
+    for cid in ("dt.cm_node", "dt.clocks", "dt.syscon", "dt.mbox", "dt.memory_region",
+                "dt.vdev_buffer", "boot.vector"):
+        assert rep.by_id(cid).status == "pass", cid
+    # mainline 6.1 writes the updated table to the rsc-table region; this firmware reads its own
+    assert _ids(rep, "warn") == ["rsc.location"]
+    buf = rep.by_id("dt.vdev_buffer").message
+    assert "memory-region[0]" in buf and "vdevbuffer" in buf and "0x40000" in buf
+
+
+def test_ddr_only_image_fails(built):
+    # MIMX8MM6xxxxx_cm4_ddr_ram.ld: nothing at the TCML boot address, and the DDR it uses is
+    # reserved (m4@80000000) but not listed in the cm node's memory-region.
+    rep = check_firmware(built["m4_ddr"], "imx8mm", dtb=built["imx8mm-evk-rpmsg"])
+    assert rep.failed
+    bv = rep.by_id("boot.vector")
+    assert bv.status == "fail" and "no PT_LOAD segment lands there" in bv.message
+    assert "0x00000000, 0x1ffe0000" in bv.message  # both device aliases of system 0x007E0000
+    seg = rep.by_id("att.segment0")
+    assert seg.status == "fail" and "in no region the kernel maps" in seg.message
+
+
+def test_imx8mn_cm7_compatible_on_imx8mp_dt_is_accepted(built):
+    rep = check_firmware(built["m7_itcm"], "imx8mp", dtb=built["imx8mp-evk-rpmsg"])
+    c = rep.by_id("dt.cm_node")
+    assert c.status == "pass" and c.details["compatible"] == "fsl,imx8mn-cm7"
+    assert "imx_rproc_cfg_imx8mn" in c.message and "imx_rproc.c:877" in c.message
+    # the node's memory-region is used: vrings and buffers are found
+    assert rep.by_id("dt.vdev_regions").status == "pass"
+    assert rep.by_id("dt.vdev_buffer").status == "pass"
+    assert rep.by_id("dt.syscon").status == "pass"  # SMC method: no syscon needed
+    assert not rep.failed
+
+
+def test_accepted_compatibles_come_from_the_match_table():
+    for name in LINES:
+        line = load_line(name)
+        assert set(line.accepted("fsl,imx8mp-cm7")) == {"fsl,imx8mp-cm7", "fsl,imx8mn-cm7"}
+        assert set(line.accepted("fsl,imx8mm-cm4")) == {"fsl,imx8mm-cm4", "fsl,imx8mq-cm4"}
+        assert line.accepted("fsl,imx7d-cm4") == ("fsl,imx7d-cm4",)
+
+
+def _nxp_tree(root: Path, version: tuple[int, int]) -> Path:
+    """A tree the kernel module recognizes as NXP linux-imx X.Y (its marker files; see
+    data/kernel-families.yaml) without imx_rproc sources: the line data decides."""
+    tree = _fake_tree(root, version, "", "")
+    (tree / "drivers" / "rpmsg").mkdir(parents=True)
+    (tree / "drivers" / "rpmsg" / "imx_rpmsg.c").write_text("/* marker */\n")
+    return tree
+
+
+def test_cm_node_without_clocks_fails_on_mainline_only(built, tmp_path):
+    rep = check_firmware(built["m7_itcm"], "imx8mn", dtb=built["imx8mn-evk-rpmsg"])
+    c = rep.by_id("dt.clocks")
+    assert c.status == "fail" and "devm_clk_get(dev, NULL)" in c.message
+    assert "Failed to get clock" in c.message and "imx_rproc.c:761" in c.message
+    rep = check_firmware(built["m7_itcm"], "imx8mn", dtb=built["imx8mn-evk-rpmsg"],
+                         kernel_tree=_nxp_tree(tmp_path / "k", (5, 15)))
+    assert rep.driver_line == "nxp-5.15"
+    c = rep.by_id("dt.clocks")
+    assert c.status == "pass" and "devm_clk_get_optional" in c.message
+    # NXP 5.15 takes any "rsc_table*" node as the resource-table region
+    assert "rsc_table region" in rep.by_id("rsc.location").message
+
+
+def test_vdev_buffer_fallback_too_small_fails(built, tmp_path):
+    # NXP 5.4 imx8mq-evk-rpmsg.dts on 6.1: no vdev0buffer carveout, so the buffers come from
+    # memory-region[0], the 32 KiB vdev0vring0 pool; 256-entry vrings need 512 x 512 bytes.
+    rep = check_firmware(built["m4_tcm"], "imx8mq", dtb=built["imx8mq-evk-rpmsg-5.4"])
+    c = rep.by_id("dt.vdev_buffer")
+    assert c.status == "fail" and "-ENOMEM" in c.message
+    assert "vdev0vring0" in c.message and "0x8000" in c.message and "0x40000" in c.message
+    assert rep.by_id("dt.vdev_regions").status == "pass"
+    # NXP 5.4 finds the "vdevbuffer" carveout by name (remoteproc_virtio.c:347)
+    rep = check_firmware(built["m4_tcm"], "imx8mq", dtb=built["imx8mq-evk-rpmsg-5.4"],
+                         kernel_tree=_nxp_tree(tmp_path / "k", (5, 4)))
+    c = rep.by_id("dt.vdev_buffer")
+    assert c.status == "pass" and "\"vdevbuffer\"" in c.message
+
+
+def test_rpmsg_buffer_bytes_follow_virtio_rpmsg_bus():
+    assert rpmsg_buffer_bytes(256) == 512 * 512
+    assert rpmsg_buffer_bytes(16) == 16 * 2 * 512
+    assert rpmsg_buffer_bytes(100) == 0x20000  # 100 KiB rounded up to a power-of-two of pages
+
+
+def test_overlapping_segments_fail(built):
+    rep = check_firmware(built["m4_overlap"], "imx8mm")
+    assert rep.failed
+    c = rep.by_id("elf.overlap")
+    assert c.status == "fail" and c.details["pairs"] == [[1, 2]]
+    assert c.details["sys"] == [[0x007E0240, 0x007E0280]]
+    assert ".resource_table" in c.message
+
+
+def test_tcm_image_without_dtb_warns_naming_the_dtb(built):
+    rep = check_firmware(built["m7_itcm"], "imx8mp")
+    assert not rep.failed and _ids(rep, "warn") == ["dt.probe"]
+    c = rep.by_id("dt.probe")
+    assert c.details["needs"] == "dtb" and "--dtb" in c.remedy
+    assert "fsl,imx8mp-cm7 or fsl,imx8mn-cm7" in c.message
+
+
+def test_checks_are_independent_of_order(built):
+    from rprockit.preflight import load_model
+
+    m = load_model(built["m4_tcm"], "imx8mq", dtb=built["imx8mq-evk-rpmsg-5.4"])
+    forward = [c for check in CHECKS for c in check(m)]
+    backward = [c for check in reversed(CHECKS) for c in check(m)]
+    assert sorted(forward, key=lambda c: c.id) == sorted(backward, key=lambda c: c.id)
+
+
+def test_check_firmware_json_prints_json_for_errors_too(built, tmp_path):
+    bad = tmp_path / "fw.bin"
+    bad.write_bytes(b"not an elf at all, just text " * 4)
+    r = rprockit("check-firmware", str(bad), "--soc", "imx8mm", "--json")
+    assert r.returncode == 2
+    doc = json.loads(r.stdout)
+    assert doc["verdict"] == "error" and doc["error"]["type"] == "FirmwareFileError"
+    assert "not an ELF" in doc["error"]["message"]
+    r = rprockit("check-firmware", str(built["m4_tcm"]), "--soc", "imx9", "--json")
+    assert r.returncode == 2 and json.loads(r.stdout)["error"]["type"] == "UnknownSocError"
+    r = rprockit("check-firmware", str(built["m4_overlap"]), "--soc", "imx8mm", "--json")
+    assert r.returncode == 2 and json.loads(r.stdout)["verdict"] == "fail"
 
 
 # --------------------------------------------------------------------------- kernel tree

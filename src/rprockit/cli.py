@@ -212,20 +212,29 @@ def build(c, profile="imx7d-mainline-6.1", workspace=None, force=False, verbose=
 @task(name="check-firmware", positional=["elf"],
       help={"elf": "M-core firmware ELF", "soc": "imx7d, imx8mq, imx8mm, imx8mn or imx8mp",
             "dtb": "board DTB to check the cm node and reserved-memory against",
-            "kernel_tree": "kernel tree, for version-dependent findings",
+            "kernel_tree": "kernel tree: its version and family (mainline, NXP 5.4/5.15/6.1) "
+                           "pick the imx_rproc rules checked (default: mainline 6.1)",
             "emulated": "the target is the emulated board (boot vector is a warning)",
-            "json": "print JSON instead of the table"})
+            "json": "print JSON instead of the table (errors too)"})
 @user_errors
 def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=False, json=False):
     """Pre-flight checks of an M-core firmware ELF (and DTB) before touching a board."""
     import json as _json
 
     from .preflight import check_firmware as check
+    from .preflight import error_document
 
-    if not elf or not soc:
-        raise UserError("usage: check-firmware FW.elf --soc {imx7d,imx8mq,imx8mm,imx8mn,imx8mp}")
-    report = check(Path(elf), soc, dtb=Path(dtb) if dtb else None,
-                   kernel_tree=Path(kernel_tree) if kernel_tree else None, emulated=emulated)
+    try:
+        if not elf or not soc:
+            raise UserError("usage: check-firmware FW.elf --soc "
+                            "{imx7d,imx8mq,imx8mm,imx8mn,imx8mp}")
+        report = check(Path(elf), soc, dtb=Path(dtb) if dtb else None,
+                       kernel_tree=Path(kernel_tree) if kernel_tree else None, emulated=emulated)
+    except UserError as e:
+        if not json:
+            raise
+        print(_json.dumps(error_document(e, elf, soc), indent=2))
+        raise Exit(code=e.exit_code) from None
     print(_json.dumps(report.to_dict(), indent=2) if json else report.render())
     if report.failed:
         raise Exit(code=2)

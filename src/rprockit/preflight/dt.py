@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libfdt
+import libfdt  # type: ignore[import-untyped]
 
 from ..errors import UserError
 
@@ -91,7 +91,9 @@ class DeviceTree:
         parent = self.nodes.get(node.parent or "")
         if parent is None:
             return 2, 1
-        return parent.u32("#address-cells", 2), parent.u32("#size-cells", 1)
+        ac = parent.u32("#address-cells", 2)
+        sc = parent.u32("#size-cells", 1)
+        return (2 if ac is None else ac), (1 if sc is None else sc)
 
     def reg(self, node: DtNode) -> list[tuple[int, int]] | None:
         """``[(address, size), ...]`` from ``reg``; None if absent or malformed."""
@@ -149,7 +151,7 @@ def _walk(path: Path, fdt: libfdt.FdtRo) -> DeviceTree:
         name = fdt.get_name(off)
         del stack[depth:]
         parent = stack[-1] if stack else None
-        npath = "/" if depth == 0 else (parent.rstrip("/") + "/" + name)
+        npath = "/" if depth == 0 or parent is None else (parent.rstrip("/") + "/" + name)
         stack.append(npath)
         node = DtNode(npath, name if depth else "/", parent)
         poff = fdt.first_property_offset(off, quiet)

@@ -151,8 +151,8 @@ def _parse(path: Path, blob: bytes) -> FirmwareImage:
         if filesz and off + filesz > len(blob):
             raise FirmwareFileError(path, f"truncated: PT_LOAD segment {i} needs file bytes up "
                                           f"to 0x{off + filesz:x} but the file has 0x{len(blob):x} "
-                                          f"(the kernel prints \"truncated fw: need 0x{off + filesz:x}"
-                                          f" avail 0x{len(blob):x}\")")
+                                          "(the kernel prints \"truncated fw: need "
+                                          f"0x{off + filesz:x} avail 0x{len(blob):x}\")")
         segments.append(LoadSegment(i, seg["p_paddr"], seg["p_vaddr"], off, filesz,
                                     seg["p_memsz"], seg["p_flags"], blob[off:off + filesz]))
     rsc = None

@@ -81,8 +81,8 @@ def _read(tree: Path, rel: str) -> str | None:
         return None
 
 
-_ATT_RE = re.compile(r"static\s+const\s+struct\s+imx_rproc_att\s+(\w+)\s*\[\s*\]\s*=\s*\{(.*?)\n\};",
-                     re.DOTALL)
+_ATT_RE = re.compile(r"static\s+const\s+struct\s+imx_rproc_att\s+(\w+)\s*\[\s*\]\s*=\s*"
+                     r"\{(.*?)\n\};", re.DOTALL)
 _ENTRY_RE = re.compile(r"\{\s*(0x[0-9a-fA-F]+)\s*,\s*(0x[0-9a-fA-F]+)\s*,\s*(0x[0-9a-fA-F]+)\s*,"
                        r"\s*([^}]*)\}")
 _CFG_RE = re.compile(r"imx_rproc_dcfg\s+(\w+)\s*=\s*\{(.*?)\};", re.DOTALL)
@@ -114,7 +114,7 @@ def parse_att_tables(source: str, origin: str) -> dict[str, AttTable]:
     out = {}
     for compat, cfg in _MATCH_RE.findall(source):
         att = cfg_att.get(cfg)
-        if tables.get(att):
+        if att is not None and tables.get(att):
             out[compat] = AttTable(att, f"{origin} {att}", tables[att])
     return out
 

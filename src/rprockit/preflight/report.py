@@ -71,6 +71,7 @@ class PreflightReport:
         dtb: path of the DTB, or None.
         emulated: whether the target is the emulated board.
         kernel: detected kernel facts (version, family), or None.
+        driver_line: the imx_rproc kernel line modelled (``"mainline-6.1"``, ``"nxp-5.15"``).
         segments: the PT_LOAD table.
         resource_table: the parsed resource table, or None.
         checks: the findings, in order.
@@ -81,6 +82,7 @@ class PreflightReport:
     dtb: str | None = None
     emulated: bool = False
     kernel: dict[str, Any] | None = None
+    driver_line: str | None = None
     segments: list[SegmentRow] = field(default_factory=list)
     resource_table: dict[str, Any] | None = None
     checks: list[Check] = field(default_factory=list)
@@ -124,6 +126,7 @@ class PreflightReport:
             "dtb": self.dtb,
             "emulated": self.emulated,
             "kernel": self.kernel,
+            "driver_line": self.driver_line,
             "verdict": FAIL if self.failed else (WARN if self.warned else PASS),
             "counts": self.counts(),
             "segments": [asdict(s) for s in self.segments],

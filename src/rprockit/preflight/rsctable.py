@@ -102,7 +102,8 @@ def parse_resource_table(data: bytes) -> ResourceTable:
         (rtype,) = struct.unpack_from("<I", data, off)
         body = off + 4
         if RSC_VENDOR_START <= rtype <= RSC_VENDOR_END or rtype >= RSC_LAST:
-            table.notes.append(f"entry {i}: \"unsupported resource {rtype}\" (ignored by imx_rproc)")
+            table.notes.append(f"entry {i}: \"unsupported resource {rtype}\" "
+                               "(ignored by imx_rproc)")
             table.entries.append(Resource(f"type{rtype}", off))
             continue
         table.entries.append(_parse_entry(data, rtype, off, body, avail, i))
