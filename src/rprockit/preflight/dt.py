@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libfdt  # type: ignore[import-untyped]
+import libfdt
 
 from ..errors import UserError
 
