@@ -26,7 +26,7 @@ from .errors import (
     UploadError,
 )
 from .reload import ModuleState, ReloadStep, RprocInfo, classify_modules, plan_reload
-from .transport import SSHTransport
+from ..ssh import SSHTransport
 
 __all__ = [
     "ArtifactError", "DeployArtifacts", "DeployResult", "HostKeyMismatchError",

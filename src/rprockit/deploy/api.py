@@ -24,7 +24,7 @@ from .errors import (
 from .install import Layout
 from .precheck import OPTIONAL_TOOLS, Findings, run_prechecks, target_release, tools
 from .remote import RemoteShell, sh
-from .transport import SSHTransport
+from ..ssh import SSHTransport, transport_for
 
 log = logging.getLogger("rprockit.deploy")
 
@@ -93,11 +93,8 @@ def open_transport(target: TargetDesc, *, accept_new_host_key: bool = False,
             f"target {target.source} ({target.kind}) has no SSH access: deploy copies files "
             "over SSH. Add a NetworkService resource (address, username, port) to the "
             "target, e.g. a host port forwarded to the guest's sshd/dropbear")
-    s = target.settings
-    return SSHTransport(target.ssh, known_hosts=s.known_hosts,
-                        accept_new_host_key=accept_new_host_key, sudo=s.sudo,
-                        connect_timeout=s.connect_timeout,
-                        echo=runner.echo if runner else None)
+    return transport_for(target, accept_new_host_key=accept_new_host_key,
+                         echo=runner.echo if runner else None)
 
 
 def deploy(target: TargetDesc, artifacts: DeployArtifacts, *, force: bool = False,

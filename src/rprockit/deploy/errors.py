@@ -3,54 +3,22 @@
 from __future__ import annotations
 
 from ..errors import TargetError, UserError
+from ..ssh import (
+    HostKeyMismatchError,
+    HostKeyUnknownError,
+    RemoteCommandError,
+    TargetConnectionError,
+)
+
+__all__ = [
+    "ArtifactError", "HostKeyMismatchError", "HostKeyUnknownError", "NothingToRollBackError",
+    "PrecheckError", "ReloadError", "ReloadImpossibleError", "RemoteCommandError",
+    "TargetConnectionError", "UploadError",
+]
 
 
 class ArtifactError(UserError):
     """A local artifact to deploy is missing or is not a kernel module."""
-
-
-class HostKeyUnknownError(TargetError):
-    """The target's SSH host key is not in known_hosts (nothing was sent)."""
-
-    def __init__(self, host: str, key_type: str, fingerprint: str, known_hosts: list[str]):
-        self.host = host
-        self.fingerprint = fingerprint
-        files = ", ".join(known_hosts) or "~/.ssh/known_hosts"
-        super().__init__(
-            f"the SSH host key of {host} ({key_type} {fingerprint}) is not in {files}; "
-            "nothing was sent to it. Check the fingerprint on the target's console "
-            "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub, or dropbearkey -y -f ...), then "
-            "either add it (ssh once interactively, or ssh-keyscan) or rerun with "
-            "--accept-new-host-key to record it.")
-
-
-class HostKeyMismatchError(TargetError):
-    """The target presented a host key different from the recorded one."""
-
-    def __init__(self, host: str, key_type: str, fingerprint: str, expected: str):
-        self.host = host
-        super().__init__(
-            f"the SSH host key of {host} has CHANGED: it presents {key_type} {fingerprint}, "
-            f"known_hosts records {expected}. This is refused even with "
-            "--accept-new-host-key. If the board was reinstalled, remove the old entry "
-            f"with: ssh-keygen -R '{host}'")
-
-
-class TargetConnectionError(TargetError):
-    """The target could not be reached, refused authentication or dropped the link."""
-
-
-class RemoteCommandError(TargetError):
-    """A command on the target exited non-zero."""
-
-    def __init__(self, where: str, cmd: str, returncode: int, output: str, hint: str = ""):
-        self.cmd = cmd
-        self.returncode = returncode
-        self.output = output
-        tail = "\n".join(output.strip().splitlines()[-20:])
-        hint = f"\n{hint}" if hint else ""
-        super().__init__(f"on {where}: command failed with exit code {returncode}: {cmd}\n"
-                         f"--- target output ---\n{tail}{hint}")
 
 
 class PrecheckError(TargetError):

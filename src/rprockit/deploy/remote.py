@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 
-from .transport import RemoteResult, UploadProgress
+from ..ssh import RemoteResult, UploadProgress
 
 
 class RemoteShell(Protocol):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..deploy.transport import SSHTransport
+from ..ssh import SSHTransport, transport_for
 from ..target import TargetDesc, load_target
 
 _TS_RE = re.compile(r"^\[\s*(\d+\.\d+)\]")
@@ -34,7 +34,7 @@ CONSOLE_MAX_LINE = 1000
 
 
 class SSHCommand:
-    """A labgrid ``CommandProtocol``-like driver over :class:`rprockit.deploy.SSHTransport`.
+    """A labgrid ``CommandProtocol``-like driver over :class:`rprockit.ssh.SSHTransport`.
 
     Why not labgrid's ``SSHDriver``: labgrid 26 starts its ssh control master with
     ``-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null`` and ``-F none``
@@ -233,10 +233,7 @@ def open_shell(target, env_file: Path, accept_new_host_key: bool = False) -> Ite
             target.deactivate(qemu)  # stops QEMU
         return
     if desc.ssh is not None:
-        s = desc.settings
-        transport = SSHTransport(desc.ssh, known_hosts=s.known_hosts,
-                                 accept_new_host_key=accept_new_host_key, sudo=s.sudo,
-                                 connect_timeout=s.connect_timeout)
+        transport = transport_for(desc, accept_new_host_key=accept_new_host_key)
         transport.connect()
         try:
             yield TargetShell(SSHCommand(transport), desc)

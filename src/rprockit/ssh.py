@@ -1,4 +1,4 @@
-"""SSH transport to the target, with host key verification (paramiko).
+"""SSH to the target, with host key verification (paramiko): below deploy and verify.
 
 Why paramiko and not labgrid's ``SSHDriver``: labgrid 26 starts its control master
 with ``-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no`` and ``-F none``
@@ -35,15 +35,54 @@ from typing import Self
 
 import paramiko
 
-from ..target import SSHParams
-from .errors import (
-    HostKeyMismatchError,
-    HostKeyUnknownError,
-    RemoteCommandError,
-    TargetConnectionError,
-)
+from .errors import TargetError
+from .target import SSHParams, TargetDesc
 
-log = logging.getLogger("rprockit.deploy")
+log = logging.getLogger("rprockit.ssh")
+
+
+class HostKeyUnknownError(TargetError):
+    """The target's SSH host key is not in known_hosts (nothing was sent)."""
+
+    def __init__(self, host: str, key_type: str, fingerprint: str, known_hosts: list[str]):
+        self.host = host
+        self.fingerprint = fingerprint
+        files = ", ".join(known_hosts) or "~/.ssh/known_hosts"
+        super().__init__(
+            f"the SSH host key of {host} ({key_type} {fingerprint}) is not in {files}; "
+            "nothing was sent to it. Check the fingerprint on the target's console "
+            "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub, or dropbearkey -y -f ...), then "
+            "either add it (ssh once interactively, or ssh-keyscan) or rerun with "
+            "--accept-new-host-key to record it.")
+
+
+class HostKeyMismatchError(TargetError):
+    """The target presented a host key different from the recorded one."""
+
+    def __init__(self, host: str, key_type: str, fingerprint: str, expected: str):
+        self.host = host
+        super().__init__(
+            f"the SSH host key of {host} has CHANGED: it presents {key_type} {fingerprint}, "
+            f"known_hosts records {expected}. This is refused even with "
+            "--accept-new-host-key. If the board was reinstalled, remove the old entry "
+            f"with: ssh-keygen -R '{host}'")
+
+
+class TargetConnectionError(TargetError):
+    """The target could not be reached, refused authentication or dropped the link."""
+
+
+class RemoteCommandError(TargetError):
+    """A command on the target exited non-zero."""
+
+    def __init__(self, where: str, cmd: str, returncode: int, output: str, hint: str = ""):
+        self.cmd = cmd
+        self.returncode = returncode
+        self.output = output
+        tail = "\n".join(output.strip().splitlines()[-20:])
+        hint = f"\n{hint}" if hint else ""
+        super().__init__(f"on {where}: command failed with exit code {returncode}: {cmd}\n"
+                         f"--- target output ---\n{tail}{hint}")
 
 CHUNK = 32 * 1024
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
@@ -354,3 +393,27 @@ class SSHTransport:
                 return True
             time.sleep(0.01)
         return False
+
+
+def transport_for(target: TargetDesc, *, accept_new_host_key: bool = False,
+                  echo: Callable[[str], None] | None = None) -> SSHTransport:
+    """An (unconnected) SSH transport to ``target`` with its settings (known_hosts, sudo,
+    connect timeout).
+
+    Args:
+        target: from :func:`rprockit.target.load_target`.
+        accept_new_host_key: record an unknown host key instead of refusing it.
+        echo: called with each remote command line (the runner's echo).
+
+    Raises:
+        TargetConnectionError: the target has no SSH access (no NetworkService).
+    """
+    if target.ssh is None:
+        raise TargetConnectionError(
+            f"target {target.source} ({target.kind}) has no SSH access. Add a NetworkService "
+            "resource (address, username, port) to the target, e.g. a host port forwarded to "
+            "the guest's sshd/dropbear")
+    s = target.settings
+    return SSHTransport(target.ssh, known_hosts=s.known_hosts,
+                        accept_new_host_key=accept_new_host_key, sudo=s.sudo,
+                        connect_timeout=s.connect_timeout, echo=echo)
