@@ -15,15 +15,21 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import firmware
 from .errors import BuildError, CommandError, ToolMissingError
 from .files import sha256_file, write_json_atomic
 from .git import Git
-from .kconfig import _compiler_package
+from .manifest import board_dtb_name
+from .patch.stage import baseline as patch_baseline
+from .arch import arch_info, compiler_package
+from .arch import known as known_arches
 from .profile import Profile
 from .runner import Runner, require_tool
+from .stage import Outcome, Stage, StageContext
 from .workspace import Workspace, fingerprint
 
 BUILD_USER = "rprockit"
@@ -38,13 +44,11 @@ class BuildResult:
     Attributes:
         manifest: path of ``artifacts/manifest.json``.
         data: its content.
-        skipped: True when inputs were unchanged and make did not run.
-        seconds: wall time of make (0 when skipped).
+        seconds: wall time of make and the board DTBs.
     """
 
     manifest: Path
     data: dict = field(default_factory=dict)
-    skipped: bool = False
     seconds: float = 0.0
 
 
@@ -78,14 +82,9 @@ def check_cross_compiler(profile: Profile) -> str:
     try:
         return require_tool(cc)
     except ToolMissingError as e:
-        raise ToolMissingError(cc, _compiler_package(profile.cross_compile),
+        raise ToolMissingError(cc, compiler_package(profile.cross_compile),
                                f" (CROSS_COMPILE in {profile.file}, line "
                                f"{profile.line_of('cross_compile')})") from e
-
-
-def tool_version(tool: str, runner: Runner | None = None) -> str:
-    """First line of ``tool --version``, or ``not installed``."""
-    return (runner or Runner()).first_line([tool, "--version"])
 
 
 def toolchain_versions(profile: Profile, runner: Runner | None = None) -> dict[str, str]:
@@ -97,9 +96,11 @@ def toolchain_versions(profile: Profile, runner: Runner | None = None) -> dict[s
         "make": "make",
         "dtc": "dtc",
     }.items()}
-    pkg = _compiler_package(profile.cross_compile)
+    pkg = compiler_package(profile.cross_compile)
     if pkg:
-        bpkg = "binutils-" + profile.cross_compile.rstrip("-")
+        info = arch_info(profile.arch) if profile.arch in known_arches() else None
+        bpkg = info.binutils_package if info and info.cross_compile == profile.cross_compile \
+            else "binutils-" + profile.cross_compile.rstrip("-")
         for key, name in (("package", pkg), ("binutils_package", bpkg)):
             version = runner.probe(["dpkg-query", "-W", "-f", "${Version}", name])
             out[key] = f"{name} {version or 'not installed'}"
@@ -234,44 +235,35 @@ def _collect(profile: Profile, ws: Workspace, board_dtbs: list[Path],
 
 
 def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None = None,
-          progress=lambda line: None, jobs: int | None = None, force: bool = False,
+          progress: Callable[[str], None] = lambda line: None, jobs: int | None = None,
           extra: dict[str, Path] | None = None, meta: dict | None = None) -> BuildResult:
-    """Run the build stage.
+    """Build the kernel image, DTBs and modules and collect them with a manifest.
 
     Args:
         profile: the profile.
         ws: its workspace; ``ws.out/.config`` must exist (configure stage).
-        inputs: upstream facts for the manifest and fingerprint (source commit,
-            patch report summary, config sha256).
+        inputs: upstream facts for the manifest (source commit, patch results,
+            config sha256, firmware sha256).
         runner: runs make, gcc and dtc.
         progress: called with each line make prints.
         jobs: parallel make jobs (default: the profile's, else CPU count).
-        force: build even when the fingerprint is unchanged.
         extra: more files to collect, ``{artifact name: path}`` (the M-core firmware).
         meta: facts copied into the manifest (module load order, firmware name).
 
     Returns:
-        The manifest path and content.
+        The manifest path and content; ``seconds`` is the wall time of make.
 
     Raises:
-        ToolMissingError: cross compiler, make, ccache-less dtc etc. missing.
-        BuildError: make failed; the message names the full log.
+        ToolMissingError: cross compiler, make, bc, bison or flex missing.
+        BuildError: make failed (the message names the full log), or module signing
+            would make the build irreproducible.
     """
     runner = runner or Runner()
-    check_cross_compiler(profile)
-    require_tool("make")
-    for tool in ("bc", "bison", "flex"):
-        require_tool(tool, " (the kernel build needs it)")
+    check_tools(profile)
     jobs = jobs or profile.jobs or os.cpu_count() or 1
     tools = toolchain_versions(profile, runner)
     extra = extra or {}
-    fp = fingerprint("build", inputs, meta, tools, profile.image, profile.dtbs,
-                     [sha256_file(d) for d in profile.board_dts],
-                     profile.modules.build_dirs if profile.modules else None,
-                     Git(ws.src, runner).head())
     manifest = ws.artifacts / "manifest.json"
-    if not force and ws.up_to_date("build", fp) and manifest.is_file():
-        return BuildResult(manifest, json.loads(manifest.read_text()), skipped=True)
     check_module_signing(ws.out / ".config")
     env = make_env(ws.src, runner)
     if "macro-prefix-map" not in (ws.src / "Makefile").read_text(errors="replace"):
@@ -304,9 +296,87 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
         "reproduce": reproduce_recipe(profile, ws, env, jobs, targets),
     }
     data["id"] = fingerprint(data["inputs"], outputs)[:16]
+    data["board_dtb"] = board_dtb_name(profile.board_dts)
     write_json_atomic(manifest, data)
-    ws.save_state("build", fp, manifest_id=data["id"])
-    return BuildResult(manifest, data, skipped=False, seconds=seconds)
+    return BuildResult(manifest, data, seconds=seconds)
+
+
+def check_tools(profile: Profile) -> None:
+    """The host tools a kernel build needs: the cross compiler, make, bc, bison, flex.
+
+    Raises:
+        ToolMissingError: naming the Debian package of the first missing tool.
+    """
+    check_cross_compiler(profile)
+    require_tool("make")
+    for tool in ("bc", "bison", "flex"):
+        require_tool(tool, " (the kernel build needs it)")
+
+
+# --------------------------------------------------------------------------- stage contract
+
+def _upstream(ctx: StageContext) -> tuple[dict, dict, Path | None]:
+    """The manifest's ``inputs`` and module/firmware facts, and the firmware ELF."""
+    p = ctx.profile
+    st_patch = ctx.ws.load_state("patch") or {}
+    st_cfg = ctx.ws.load_state("configure") or {}
+    fw = firmware.built_elf(ctx)
+    inputs = {
+        "source": {"kind": p.source.kind, "baseline": patch_baseline(ctx),
+                   "commit": Git(ctx.ws.src, ctx.runner).head()},
+        "patches": st_patch.get("patches", []),
+        "fragments": {f.name: sha256_file(f) for f in p.fragments},
+        "config_sha256": st_cfg.get("config_sha256"),
+        "firmware": {fw.name: sha256_file(fw)} if fw else {},
+    }
+    meta = {
+        "modules": {"load_order": list(p.modules.load_order) if p.modules else [],
+                    "rproc_driver": p.modules.rproc_driver if p.modules else None},
+        "firmware": {"name": fw.name if fw else None, "soc": p.firmware_soc},
+    }
+    return inputs, meta, fw
+
+
+def stage_inputs(ctx: StageContext) -> tuple:
+    """Upstream results (source commit, patches, fragments, .config, firmware), module and
+    firmware facts, toolchain versions, image/DTB list, board DT sources, tree HEAD."""
+    p = ctx.profile
+    inputs, meta, _ = _upstream(ctx)
+    return ("build", inputs, meta, toolchain_versions(p, ctx.runner), p.image, p.dtbs,
+            [sha256_file(d) for d in p.board_dts],
+            p.modules.build_dirs if p.modules else None, Git(ctx.ws.src, ctx.runner).head())
+
+
+def stage_outputs_ok(ctx: StageContext, state: dict) -> bool:
+    """``artifacts/manifest.json`` exists."""
+    return (ctx.ws.artifacts / "manifest.json").is_file()
+
+
+def _summary(data: dict) -> str:
+    return f"{data['kernel_release']}, manifest {data['id']}, {len(data['outputs'])} artifacts"
+
+
+def stage_run(ctx: StageContext) -> Outcome:
+    """Build and collect (see :func:`build`); the firmware stage ran first."""
+    inputs, meta, fw = _upstream(ctx)
+    res = build(ctx.profile, ctx.ws, inputs, ctx.runner, ctx.progress,
+                extra={f"firmware/{fw.name}": fw} if fw else None, meta=meta)
+    return Outcome(f"{_summary(res.data)}, make {res.seconds:.0f} s",
+                   state={"manifest_id": res.data["id"]}, data=res.data)
+
+
+def _skipped(ctx: StageContext, state: dict) -> str:
+    return _summary(json.loads((ctx.ws.artifacts / "manifest.json").read_text()))
+
+
+def _precheck(ctx: StageContext) -> None:
+    check_tools(ctx.profile)
+
+
+#: The build stage (the firmware helper stage runs first).
+STAGE = Stage("build", inputs=stage_inputs, run=stage_run, outputs_ok=stage_outputs_ok,
+              precheck=_precheck, skipped_summary=_skipped, honours_force=True,
+              before=(firmware.STAGE,))
 
 
 def vermagic(ko: Path) -> str:

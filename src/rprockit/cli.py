@@ -1,27 +1,39 @@
 """The task layer: Invoke tasks over the library, and the ``rprockit`` console script.
 
-Each task parses its options and calls the library (which never imports
-invoke).  Only this layer turns exceptions into exit codes: a
-:class:`~rprockit.errors.UserError` exits 2 with its message; anything else
-is a bug and exits 1 with the traceback.  ``tasks.py`` at the project root
-re-exports :data:`ns`, so ``invoke <task>`` and ``rprockit <task>`` are the same.
+Each task parses its options and calls one library function (the library
+never imports invoke).  Only this layer turns exceptions into exit codes: a
+:class:`~rprockit.errors.UserError` exits 2 with its message, and so does a
+command line invoke cannot parse; anything else is a bug and exits 1 with the
+traceback.  ``tasks.py`` at the project root re-exports :data:`ns`, so
+``invoke <task>`` and ``rprockit <task>`` are the same.
+
+Defaults shared by the tasks live in the ``rprockit`` configuration section
+(``ns.configure`` below); a site overrides them in ``invoke.yaml``::
+
+    rprockit:
+      profile: imx8mm-mainline-6.1
+      workspace: /srv/rprockit
 """
 
 from __future__ import annotations
 
 import functools
-import json
+import json as _json
 import os
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from invoke import Collection, Exit, Program, task
+from invoke import Collection, Context, Exit, ParseError, Program, task
 
 from . import __version__
 from .errors import UserError
+from .profile import DEFAULT_PROFILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _root() -> Path:
@@ -35,7 +47,7 @@ def _root() -> Path:
     return PROJECT_ROOT
 
 
-def user_errors(fn):
+def user_errors(fn: F) -> F:
     """Turn UserError into ``Exit(code=2)`` with the message on stderr.
 
     Also shows the task's help when ``--help`` was swallowed as the value of a
@@ -43,10 +55,10 @@ def user_errors(fn):
     """
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         if any(v in ("--help", "-h") for v in kwargs.values()):
             name = fn.__name__.rstrip("_").replace("_", "-")
-            Program(namespace=ns, name="rprockit", binary="rprockit").run(
+            RprockitProgram(namespace=ns, name="rprockit", binary="rprockit").run(
                 ["rprockit", "--help", name], exit=False)
             return None
         try:
@@ -58,100 +70,78 @@ def user_errors(fn):
             print("rprockit: interrupted", file=sys.stderr)
             raise Exit(code=130) from None
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]
 
 
-class Progress:
-    """Compact progress for long tool output: a counter and the last line, once a second."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.n = 0
-        self.last = 0.0
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, line: str) -> None:
-        self.n += 1
-        now = time.monotonic()
-        if now - self.last < (1.0 if self.tty else 15.0):
-            return
-        self.last = now
-        text = f"[{self.label}] {self.n} lines | {line.strip()[:100]}"
-        if self.tty:
-            sys.stderr.write("\r\033[K" + text)
-        else:
-            sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.tty and self.n:
-            sys.stderr.write("\r\033[K")
-
-
-def _context(profile: str, workspace: str | None, target: str | None = None,
-             cycles: int | None = None, force: bool = False, verbose: bool = False,
-             accept_new_host_key: bool = False):
-    from .pipeline import Context
+def _context(c: Context, profile: str | None, workspace: str | None,
+             target: str | None = None, cycles: int = 0, force: bool = False,
+             verbose: bool = False, accept_new_host_key: bool = False):
+    """The stage context for the profile and workspace given (or configured)."""
     from .profile import find_profile, load_profile
+    from .progress import Progress
     from .runner import Runner
+    from .stage import StageContext
     from .workspace import Workspace, default_root
 
-    prof = load_profile(find_profile(profile, _root()))
-    root = Path(workspace).resolve() if workspace else default_root()
-    say = functools.partial(print, flush=True)
+    cfg = c.config.get("rprockit", {}) if c is not None else {}
+    if cycles < 0:
+        raise UserError(f"--cycles {cycles}: give a positive number of reload cycles")
+    prof = load_profile(find_profile(profile or cfg.get("profile") or DEFAULT_PROFILE, _root()))
+    ws_dir = workspace or cfg.get("workspace")
+    root = Path(ws_dir).resolve() if ws_dir else default_root()
     runner = Runner(echo=(lambda line: print(f"  $ {line}", file=sys.stderr)) if verbose else None)
-    progress = Progress("rprockit")
-    return Context(prof, Workspace(root, prof.name), runner, say, progress,
-                   Path(target).resolve() if target else None, cycles, force,
-                   accept_new_host_key)
+    return StageContext(prof, Workspace(root, prof.name), runner,
+                        say=functools.partial(print, flush=True), progress=Progress("rprockit"),
+                        target=Path(target).resolve() if target else None,
+                        cycles=cycles or None, force=force,
+                        accept_new_host_key=accept_new_host_key)
 
 
-def _run(stages, profile, workspace, skip="", **kw):
-    from .pipeline import run
+def _run(ctx, last: str, skip: str = ""):
+    """The pipeline up to stage ``last``, minus the comma-separated ``skip``."""
+    from .pipeline import run, stages_until
 
-    ctx = _context(profile, workspace, **kw)
     try:
-        results = run(ctx, stages, tuple(s for s in skip.split(",") if s))
+        return run(ctx, stages_until(last), tuple(s for s in skip.split(",") if s))
     finally:
         ctx.progress.done()
-    return results
 
 
-PROFILE_HELP = ("profile name (kernel_configs/profiles/NAME.yaml) or path; "
-                "default imx7d-mainline-6.1")
-WS_HELP = "workspace directory (default ./build or $RPROCKIT_WORKSPACE)"
-HELP = {"profile": PROFILE_HELP, "workspace": WS_HELP}
+HELP = {
+    "profile": f"profile name (kernel_configs/profiles/NAME.yaml) or path; default "
+               f"rprockit.profile of invoke.yaml, else {DEFAULT_PROFILE}",
+    "workspace": "workspace directory (default rprockit.workspace of invoke.yaml, "
+                 "$RPROCKIT_WORKSPACE or ./build)",
+}
+TARGET_HELP = "labgrid environment file (default: the profile's target)"
+HOST_KEY_HELP = "trust an SSH host key not yet in known_hosts (recorded there)"
+CYCLES_HELP = "remoteproc reload cycles, an integer (default: the profile's, 3)"
 
 
 @task(help=HELP)
 @user_errors
-def fetch(c, profile="imx7d-mainline-6.1", workspace=None):
+def fetch(c, profile=None, workspace=None):
     """Fetch the profile's kernel source into the workspace, pinned to a commit."""
-    _run(("fetch",), profile, workspace)
+    _run(_context(c, profile, workspace), "fetch")
 
 
 @task(help={**HELP, "check": "classify only (dry run); the tree is not touched",
             "tree": "classify/apply on this git tree instead of the profile's"})
 @user_errors
-def patch(c, profile="imx7d-mainline-6.1", workspace=None, check=False, tree=None):
+def patch(c, profile=None, workspace=None, check=False, tree=None):
     """Classify and apply the profile's patch series (atomic; JSON report + table)."""
-    if check or tree:
-        from . import patch as patch_mod
-
-        ctx = _context(profile, workspace)
-        path = Path(tree).resolve() if tree else ctx.ws.src
-        failed = False
-        for d in ctx.profile.patches:
-            series = patch_mod.load_series(d)
-            # the family of the tree given, not the profile's (it only orders variants)
-            rep = patch_mod.apply_series(path, series, None, ctx.runner, check=check,
-                                         report_dir=ctx.ws.base / "reports" / series.directory.name)
-            print(rep.render())
-            failed |= rep.failed
-        if failed:
-            raise Exit(code=2)
+    ctx = _context(c, profile, workspace)
+    if not (check or tree):
+        _run(ctx, "patch")
         return
-    _run(("fetch", "patch"), profile, workspace)
+    from .patch.stage import check_series
+
+    reports = check_series(ctx.profile, ctx.ws, ctx.runner,
+                           Path(tree).resolve() if tree else None, check=check)
+    for rep in reports:
+        print(rep.render())
+    if any(rep.failed for rep in reports):
+        raise Exit(code=2)
 
 
 @task(name="patch-matrix", iterable=["tree"],
@@ -161,7 +151,7 @@ def patch(c, profile="imx7d-mainline-6.1", workspace=None, check=False, tree=Non
 @user_errors
 def patch_matrix(c, series="patches/imx-rproc", tree=None, json_out=None):
     """Print the patch x tree applicability matrix (dry run on every tree)."""
-    from . import patch as patch_mod
+    from .patch import load_series, matrix
 
     trees = {}
     for spec in tree or []:
@@ -172,17 +162,17 @@ def patch_matrix(c, series="patches/imx-rproc", tree=None, json_out=None):
     if not trees:
         raise UserError("give at least one --tree LABEL=PATH")
     series_dir = Path(series) if Path(series).is_absolute() else _root() / series
-    m = patch_mod.matrix(trees, patch_mod.load_series(series_dir))
+    m = matrix(trees, load_series(series_dir))
     print(m.render())
     if json_out:
-        Path(json_out).write_text(json.dumps(m.to_dict(), indent=2))
+        Path(json_out).write_text(_json.dumps(m.to_dict(), indent=2))
 
 
 @task(help=HELP)
 @user_errors
-def configure(c, profile="imx7d-mainline-6.1", workspace=None):
+def configure(c, profile=None, workspace=None):
     """Merge base config and fragments (kconfiglib); fail if any symbol did not stick."""
-    _run(("fetch", "patch", "configure"), profile, workspace)
+    _run(_context(c, profile, workspace), "configure")
 
 
 @task(help={**HELP, "force": "rebuild even when inputs are unchanged",
@@ -190,15 +180,14 @@ def configure(c, profile="imx7d-mainline-6.1", workspace=None):
             "check_reproducible": "two clean builds without ccache in different directories; "
                                   "compare every image, DTB and .ko (exit 2 on any difference)"})
 @user_errors
-def build(c, profile="imx7d-mainline-6.1", workspace=None, force=False, verbose=False,
+def build(c, profile=None, workspace=None, force=False, verbose=False,
           check_reproducible=False):
     """Cross-build kernel image, DTBs, modules and firmware; write manifest.json."""
-    _run(("fetch", "patch", "configure", "build"), profile, workspace, force=force,
-         verbose=verbose)
+    ctx = _context(c, profile, workspace, force=force, verbose=verbose)
+    _run(ctx, "build")
     if check_reproducible:
         from .repro import check_reproducible as check
 
-        ctx = _context(profile, workspace, verbose=verbose)
         print("[reproducible] two clean builds without ccache (this takes two full builds)")
         try:
             rep = check(ctx.profile, ctx.ws, ctx.runner, ctx.progress)
@@ -210,17 +199,18 @@ def build(c, profile="imx7d-mainline-6.1", workspace=None, force=False, verbose=
 
 
 @task(name="check-firmware", positional=["elf"],
-      help={"elf": "M-core firmware ELF", "soc": "imx7d, imx8mq, imx8mm, imx8mn or imx8mp",
+      help={"elf": "M-core firmware ELF (positional)",
+            "soc": "the SoC: imx7d, imx8mq, imx8mm, imx8mn or imx8mp",
             "dtb": "board DTB to check the cm node and reserved-memory against",
             "kernel_tree": "kernel tree: its version and family (mainline, NXP 5.4/5.15/6.1) "
                            "pick the imx_rproc rules checked (default: mainline 6.1)",
-            "emulated": "the target is the emulated board (boot vector is a warning)",
+            "emulated": "the target is the emulated board (a missing boot vector is a "
+                        "warning)",
             "json": "print JSON instead of the table (errors too)"})
 @user_errors
-def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=False, json=False):
+def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=False,
+                   json=False):
     """Pre-flight checks of an M-core firmware ELF (and DTB) before touching a board."""
-    import json as _json
-
     from .preflight import check_firmware as check
     from .preflight import error_document
 
@@ -240,42 +230,34 @@ def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=F
         raise Exit(code=2)
 
 
-@task(help={**HELP, "target": "labgrid environment file (default: the profile's target)",
-            "cycles": "remoteproc reload cycles (default: the profile's, 3)",
+@task(help={**HELP, "target": TARGET_HELP, "cycles": CYCLES_HELP,
             "facts": "only collect the target facts report; change nothing on the target",
-            "accept_new_host_key": "trust an SSH host key not yet in known_hosts"})
+            "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
-def verify(c, profile="imx7d-mainline-6.1", workspace=None, target=None, cycles=None,
-           facts=False, accept_new_host_key=False):
+def verify(c, profile=None, workspace=None, target=None, cycles=0, facts=False,
+           accept_new_host_key=False):
     """Run the on-target suite (boots the emulated board when the target is QEMU)."""
-    if facts:
-        from .verify import run_facts
-
-        ctx = _context(profile, workspace, target=target)
-        env = ctx.target or ctx.profile.target
-        if env is None:
-            raise UserError("verify --facts needs --target (the profile names none)")
-        board = [ctx.ws.artifacts / "dtbs" / f"{d.stem}.dtb" for d in ctx.profile.board_dts]
-        dtb = next((d for d in board if d.is_file()), None)
-        rep = run_facts(env, images=ctx.ws.artifacts, out_dir=ctx.ws.verify, dtb=dtb,
-                        accept_new_host_key=accept_new_host_key)
-        print(rep.render())
-        if getattr(rep, "failed", False):
-            raise Exit(code=2)
+    ctx = _context(c, profile, workspace, target=target, cycles=cycles,
+                   accept_new_host_key=accept_new_host_key)
+    if not facts:
+        _run(ctx, "verify")
         return
-    _run(("fetch", "patch", "configure", "build", "preflight", "verify"), profile, workspace,
-         target=target, cycles=int(cycles) if cycles else None,
-         accept_new_host_key=accept_new_host_key)
+    from .verify.stage import collect_facts
+
+    rep = collect_facts(ctx)
+    print(rep.render())
+    if getattr(rep, "failed", False):
+        raise Exit(code=2)
 
 
 @task(help={**HELP, "target": "labgrid environment file or [user@]host[:port]",
             "reload": "after installing: stop the M core, reload the modules, start it again",
             "rollback": "restore the set installed before the last deploy",
             "force": "deploy despite a kernel release/vermagic mismatch (loud; recorded)",
-            "accept_new_host_key": "trust an SSH host key not yet in known_hosts"})
+            "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
-def deploy(c, target=None, profile="imx7d-mainline-6.1", workspace=None, reload=False,
-           rollback=False, force=False, accept_new_host_key=False):
+def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=False,
+           force=False, accept_new_host_key=False):
     """Install the built modules and firmware on a running target over SSH, atomically."""
     from . import deploy as deploy_mod
     from .target import load_target
@@ -286,7 +268,7 @@ def deploy(c, target=None, profile="imx7d-mainline-6.1", workspace=None, reload=
     if rollback:
         res = deploy_mod.rollback(tgt, reload=reload, accept_new_host_key=accept_new_host_key)
     else:
-        ctx = _context(profile, workspace)
+        ctx = _context(c, profile, workspace)
         res = deploy_mod.deploy(tgt, deploy_artifacts(ctx.ws.artifacts), force=force,
                                 reload=reload, accept_new_host_key=accept_new_host_key)
     for w in res.warnings:
@@ -301,26 +283,15 @@ def deploy_artifacts(artifacts: Path):
     """DeployArtifacts from a build's ``artifacts/`` directory and its manifest.json."""
     from .deploy import DeployArtifacts
 
-    man_path = artifacts / "manifest.json"
-    if not man_path.is_file():
-        raise UserError(f"no build in {artifacts}: run `invoke build` first")
-    man = json.loads(man_path.read_text())
-    fw = man.get("firmware", {}).get("name")
-    return DeployArtifacts(
-        modules=tuple(sorted((artifacts / "modules").glob("*.ko"))),
-        firmware=(artifacts / "firmware" / fw,) if fw else (),
-        kernel_release=man["kernel_release"],
-        load_order=tuple(man.get("modules", {}).get("load_order", ())),
-        manifest_id=man.get("id"), manifest_path=man_path, firmware_name=fw)
+    return DeployArtifacts.from_build(artifacts)
 
 
 @task(name="all", help={**HELP, "skip": "comma-separated stages to skip, e.g. verify",
-                        "cycles": "remoteproc reload cycles for verify"})
+                        "cycles": CYCLES_HELP})
 @user_errors
-def all_(c, profile="imx7d-mainline-6.1", workspace=None, skip="", cycles=None):
+def all_(c, profile=None, workspace=None, skip="", cycles=0):
     """Run every stage in order: fetch, patch, configure, build, preflight, verify."""
-    results = _run(("fetch", "patch", "configure", "build", "preflight", "verify"), profile,
-                   workspace, skip=skip, cycles=int(cycles) if cycles else None)
+    results = _run(_context(c, profile, workspace, cycles=cycles), "verify", skip=skip)
     total = sum(r.seconds for r in results)
     print(f"pipeline finished in {total:.1f} s: "
           + ", ".join(f"{r.stage} {r.seconds:.1f}s{' (skipped)' if r.skipped else ''}"
@@ -329,9 +300,53 @@ def all_(c, profile="imx7d-mainline-6.1", workspace=None, skip="", cycles=None):
 
 ns = Collection(fetch, patch, patch_matrix, configure, build, check_firmware, verify, deploy,
                 all_)
-ns.configure({"run": {"echo": True}})
+ns.configure({"rprockit": {"profile": DEFAULT_PROFILE, "workspace": None}})
 
 
-def main() -> None:
-    """Entry point of the ``rprockit`` console script."""
-    Program(namespace=ns, version=__version__, name="rprockit", binary="rprockit").run()
+class RprockitProgram(Program):
+    """invoke's Program with rprockit's exit codes: a command line it cannot parse exits 2
+    (bad input), and no task at all lists the tasks."""
+
+    def parse_core(self, argv: list[str] | None) -> None:
+        try:
+            super().parse_core(argv)
+        except ParseError as e:
+            raise Exit(f"rprockit: error: {e}", code=2) from None
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError as e:
+            raise Exit(f"rprockit: error: {e}; see rprockit --list", code=2) from None
+        except ValueError as e:  # an option value of the wrong type (--cycles x)
+            raise Exit(f"rprockit: error: bad option value: {e}", code=2) from None
+
+    def parse_cleanup(self) -> None:
+        try:
+            super().parse_cleanup()
+        except ParseError as e:
+            raise Exit(f"rprockit: error: {e}", code=2) from None
+
+    def no_tasks_given(self) -> None:
+        print(f"Usage: {self.binary} [--core-opts] <task> [--task-opts] ...   "
+              f"({self.binary} <task> --help for a task's options)\n")
+        self.list_tasks()
+        raise Exit
+
+
+def _help_first(argv: list[str]) -> list[str]:
+    """``TASK ... --help`` -> ``--help TASK`` (a positional would swallow ``--help``)."""
+    if argv and argv[0] in ns.task_names and any(a in ("--help", "-h") for a in argv[1:]):
+        return ["--help", argv[0]]
+    return argv
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``rprockit`` console script.
+
+    Args:
+        argv: the arguments after the program name (default ``sys.argv[1:]``).
+    """
+    args = _help_first(list(sys.argv[1:] if argv is None else argv))
+    RprockitProgram(namespace=ns, version=__version__, name="rprockit",
+                    binary="rprockit").run(["rprockit", *args])

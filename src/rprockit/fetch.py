@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +30,11 @@ from .files import write_text_atomic
 from .git import IDENTITY, Git
 from .profile import Profile
 from .runner import Runner, require_tool
-from .workspace import Workspace, fingerprint
+from .stage import Outcome, Stage, StageContext
+from .workspace import Workspace
 
-__all__ = ["DirtyTreeError", "FetchResult", "fetch", "lock_path", "read_lock", "write_lock"]
+__all__ = ["STAGE", "DirtyTreeError", "FetchResult", "fetch", "lock_path", "read_lock",
+           "write_lock"]
 
 #: Fixed identity (the date is the tarball's) for the baseline commit of unpacked
 #: tarballs, so the same tarball always gives the same commit id.
@@ -102,21 +105,113 @@ def _package_version(package: str, runner: Runner) -> str:
     return runner.probe(["dpkg-query", "-W", "-f", "${Version}", "--", package]) or "unknown"
 
 
-def _fetch_debian(profile: Profile, ws: Workspace, runner: Runner, progress) -> FetchResult:
+def _debian_package(profile: Profile) -> str:
     pkg = profile.source.debian_package
-    assert pkg is not None  # source.kind == "debian"
+    assert pkg is not None, "source.kind is debian"
+    return pkg
+
+
+def _remote_url(profile: Profile) -> str:
+    s = profile.source
+    return s.git_url if s.git_url else str(s.path)
+
+
+def _valid_lock(profile: Profile) -> dict | None:
+    """The lock file's pin, or None when there is none or the profile changed its source."""
+    lock = read_lock(profile)
+    url, ref = _remote_url(profile), profile.source.git_ref or "HEAD"
+    if lock and (lock.get("url") != url or lock.get("ref") != ref):
+        return None  # the profile changed its source: re-resolve
+    return lock
+
+
+def _detail(ctx: StageContext, baseline: str) -> str:
+    p = ctx.profile
+    if p.source.kind == "debian":
+        pkg = _debian_package(p)
+        return f"{pkg} {_package_version(pkg, ctx.runner)}"
+    return f"{_remote_url(p)} {p.source.git_ref or 'HEAD'} @ {baseline[:12]}"
+
+
+# --------------------------------------------------------------------------- stage contract
+
+def inputs(ctx: StageContext) -> tuple | None:
+    """Debian: package, version, tarball size and mtime.  git/path: URL and locked commit
+    (None without a lock: the ref must be resolved by fetching).
+
+    Raises:
+        UserError: the Debian source package is not installed.
+    """
+    p = ctx.profile
+    if p.source.kind == "debian":
+        pkg = _debian_package(p)
+        st = debian_tarball(pkg).stat()
+        return ("debian", pkg, _package_version(pkg, ctx.runner), st.st_size, int(st.st_mtime))
+    lock = _valid_lock(p)
+    return ("git", _remote_url(p), lock["commit"]) if lock else None
+
+
+def outputs_ok(ctx: StageContext, state: dict) -> bool:
+    """The tree is at the recorded baseline or at commits on top of it (patches)."""
+    return tree_at_baseline(ctx.ws.src, state["baseline"], ctx.runner)
+
+
+def precheck(ctx: StageContext) -> None:
+    """A ``path:`` source must be a git repository; an existing tree must be clean.
+
+    Raises:
+        FetchError: ``source.path`` is not a git repository.
+        DirtyTreeError: the tree in the workspace has local changes.
+    """
+    p = ctx.profile
+    url = _remote_url(p)
+    if p.source.kind == "path" and not (Path(url) / ".git").exists() \
+            and not Path(url, "HEAD").exists():
+        raise FetchError(f"source.path {url} is not a git repository "
+                         f"(profile {p.file}, line {p.line_of('source', 'path')})")
+    g = Git(ctx.ws.src, ctx.runner)
+    if g.is_repo():
+        g.require_clean()
+
+
+def run(ctx: StageContext) -> Outcome:
+    """Fetch (git) or unpack (Debian) the source; pin and record its baseline commit.
+
+    Raises:
+        FetchError: unreachable URL, vanished locked commit, foreign tree.
+        UserError: the Debian source package is missing.
+    """
+    res = _fetch_debian(ctx) if ctx.profile.source.kind == "debian" else _fetch_git(ctx)
+    return Outcome(f"{res.detail}, baseline {res.baseline[:12]}",
+                   state={"baseline": res.baseline, "source": res.source},
+                   data={"baseline": res.baseline, "detail": res.detail},
+                   inputs=res.inputs)
+
+
+def skipped_summary(ctx: StageContext, state: dict) -> str:
+    """``<source> @ <commit>, baseline <commit>``."""
+    return f"{_detail(ctx, state['baseline'])}, baseline {state['baseline'][:12]}"
+
+
+STAGE = Stage("fetch", inputs=inputs, run=run, outputs_ok=outputs_ok, precheck=precheck,
+              skipped_summary=skipped_summary)
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    baseline: str
+    source: str
+    detail: str
+    inputs: tuple
+
+
+def _fetch_debian(ctx: StageContext) -> _Fetched:
+    ws, runner, progress = ctx.ws, ctx.runner, ctx.say
+    pkg = _debian_package(ctx.profile)
     tarball = debian_tarball(pkg)
     st = tarball.stat()
     version = _package_version(pkg, runner)
-    fp = fingerprint("debian", pkg, version, st.st_size, int(st.st_mtime))
-    state = ws.load_state("fetch")
-    if state and state.get("fingerprint") == fp and tree_at_baseline(ws.src, state["baseline"],
-                                                                     runner):
-        Git(ws.src, runner).require_clean()
-        return FetchResult(ws.src, state["baseline"], True, f"{pkg} {version}")
     if ws.src.exists():
-        if (ws.src / ".git").exists():
-            Git(ws.src, runner).require_clean()
         raise FetchError(
             f"{ws.src} exists but does not hold {pkg} {version}; remove it to unpack again "
             f"(rm -rf {ws.src})")
@@ -141,36 +236,20 @@ def _fetch_debian(profile: Profile, ws: Workspace, runner: Runner, progress) -> 
     os.replace(tree, ws.src)
     shutil.rmtree(tmp, ignore_errors=True)
     baseline = Git(ws.src, runner).head()
-    ws.save_state("fetch", fp, baseline=baseline, source=f"{pkg} {version}")
-    return FetchResult(ws.src, baseline, False, f"{pkg} {version}")
+    return _Fetched(baseline, f"{pkg} {version}", f"{pkg} {version}",
+                    ("debian", pkg, version, st.st_size, int(st.st_mtime)))
 
 
-def _remote_url(profile: Profile) -> str:
-    s = profile.source
-    return s.git_url if s.git_url else str(s.path)
-
-
-def _fetch_git(profile: Profile, ws: Workspace, runner: Runner, progress) -> FetchResult:
+def _fetch_git(ctx: StageContext) -> _Fetched:
+    profile, ws, runner, progress = ctx.profile, ctx.ws, ctx.runner, ctx.say
     s = profile.source
     url = _remote_url(profile)
     ref = s.git_ref or "HEAD"
     shallow = s.shallow and s.kind == "git"
-    lock = read_lock(profile)
-    if lock and (lock.get("url") != url or lock.get("ref") != ref):
-        lock = None  # the profile changed its source: re-resolve
-    if s.kind == "path" and not (Path(url) / ".git").exists() and not Path(url, "HEAD").exists():
-        raise FetchError(f"source.path {url} is not a git repository "
-                         f"(profile {profile.file}, line {profile.line_of('source', 'path')})")
-    state = ws.load_state("fetch")
+    lock = _valid_lock(profile)
     g = Git(ws.src, runner)
-    if lock and state and state.get("baseline") == lock["commit"] \
-            and tree_at_baseline(ws.src, lock["commit"], runner):
-        g.require_clean()
-        return FetchResult(ws.src, lock["commit"], True, f"{url} {ref} @ {lock['commit'][:12]}")
     if ws.src.exists():
-        if g.is_repo():
-            g.require_clean()
-        else:
+        if not g.is_repo():
             raise FetchError(f"{ws.src} exists and is not a git tree; remove it")
     else:
         g.init()
@@ -194,13 +273,12 @@ def _fetch_git(profile: Profile, ws: Workspace, runner: Runner, progress) -> Fet
     g.checkout_detached(commit)
     if not lock:
         write_lock(profile, {"url": url, "ref": ref, "commit": commit})
-    ws.save_state("fetch", fingerprint("git", url, commit), baseline=commit, source=f"{url} {ref}")
-    return FetchResult(ws.src, commit, False, f"{url} {ref} @ {commit[:12]}")
+    return _Fetched(commit, f"{url} {ref}", f"{url} {ref} @ {commit[:12]}", ("git", url, commit))
 
 
 def fetch(profile: Profile, ws: Workspace, runner: Runner | None = None,
-          progress=lambda msg: None) -> FetchResult:
-    """Run the fetch stage.
+          progress: Callable[[str], None] = lambda msg: None) -> FetchResult:
+    """Run the fetch stage alone (through the pipeline, which skips it when unchanged).
 
     Args:
         profile: the loaded profile.
@@ -216,7 +294,10 @@ def fetch(profile: Profile, ws: Workspace, runner: Runner | None = None,
         DirtyTreeError: the existing tree has local changes.
         UserError: the Debian source package is missing.
     """
-    runner = runner or Runner()
-    if profile.source.kind == "debian":
-        return _fetch_debian(profile, ws, runner, progress)
-    return _fetch_git(profile, ws, runner, progress)
+    from .pipeline import run_stage
+
+    ctx = StageContext(profile, ws, runner or Runner(), say=progress)
+    res = run_stage(STAGE, ctx)
+    baseline = res.data["baseline"]
+    return FetchResult(ws.src, baseline, res.skipped,
+                       res.data.get("detail") or _detail(ctx, baseline))

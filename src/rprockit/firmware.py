@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .files import sha256_file
 from .runner import Runner, require_tool
+from .stage import Outcome, Stage, StageContext
 
 #: Cross compiler for the Cortex-M cores (Debian package gcc-arm-none-eabi).
 CC = "arm-none-eabi-gcc"
@@ -61,3 +63,51 @@ def build_firmware(src_dir: Path, out_dir: Path, runner: Runner, name: str = FIR
                 "-c", f"{name}.c", "-o", str(obj)], cwd=src_dir)
     runner.run([CC, *CFLAGS, *LDFLAGS, "-T", f"{name}.ld", str(obj), "-o", str(elf)], cwd=src_dir)
     return elf
+
+
+# --------------------------------------------------------------------------- stage contract
+
+def _sources(ctx: StageContext) -> list[Path]:
+    src = ctx.profile.firmware_src
+    assert src is not None
+    return sorted(f for f in src.rglob("*") if f.is_file())
+
+
+def stage_inputs(ctx: StageContext) -> tuple:
+    """Each source file's name and sha256, and the compiler's version line."""
+    return ("firmware", [(f.name, sha256_file(f)) for f in _sources(ctx)],
+            ctx.runner.first_line([CC, "--version"]))
+
+
+def stage_outputs_ok(ctx: StageContext, state: dict) -> bool:
+    """The recorded ELF still exists."""
+    return Path(state["elf"]).is_file()
+
+
+def stage_run(ctx: StageContext) -> Outcome:
+    """Build the profile's firmware into ``O=/firmware/``.
+
+    Raises:
+        ToolMissingError, CommandError: see :func:`build_firmware`.
+    """
+    src = ctx.profile.firmware_src
+    assert src is not None
+    elf = build_firmware(src, ctx.ws.out / "firmware", ctx.runner)
+    return Outcome(f"firmware {elf.name}", state={"elf": str(elf)})
+
+
+def _no_firmware(ctx: StageContext) -> str | None:
+    return None if ctx.profile.firmware_src else "profile has no firmware source"
+
+
+def built_elf(ctx: StageContext) -> Path | None:
+    """The ELF the firmware stage recorded, or None when the profile has no firmware."""
+    if not ctx.profile.firmware_src:
+        return None
+    st = ctx.ws.load_state("firmware") or {}
+    return Path(st["elf"]) if st.get("elf") else None
+
+
+#: The M-core firmware: a helper stage the build stage runs first (its ELF is collected).
+STAGE = Stage("firmware", inputs=stage_inputs, run=stage_run, outputs_ok=stage_outputs_ok,
+              not_applicable=_no_firmware, quiet=True)

@@ -25,12 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arch import arch_info
 from .errors import ToolMissingError, UserError
 from .runner import Runner, require_tool
 
-DEB_ARCH = {"arm": "armhf", "arm64": "arm64"}
-#: Debian multiarch triplet of each kernel ARCH (the library directories).
-TRIPLET = {"arm": "arm-linux-gnueabihf", "arm64": "aarch64-linux-gnu"}
 
 #: Debian packages unpacked for the SSH server: dropbear-bin and its ``Depends``
 #: (dropbear-bin 2022.83 on bookworm: libc6, libcrypt1, libtomcrypt1, libtommath1,
@@ -168,7 +166,7 @@ def busybox(arch: str, cache: Path, runner: Runner) -> Path:
     Raises:
         UserError: apt cannot download the package (names the fix).
     """
-    deb_arch = DEB_ARCH[arch]
+    deb_arch = arch_info(arch).debian_arch
     root = cache / f"busybox-static-{deb_arch}"
     binary = root / "bin" / "busybox"
     if binary.is_file():
@@ -185,7 +183,7 @@ def dropbear(arch: str, cache: Path, runner: Runner) -> Path:
     Raises:
         InitramfsError: a package cannot be downloaded.
     """
-    deb_arch = DEB_ARCH[arch]
+    deb_arch = arch_info(arch).debian_arch
     return deb_tree(DROPBEAR_PACKAGES, deb_arch, cache, f"dropbear-{deb_arch}", runner)
 
 
@@ -338,7 +336,7 @@ def _stage_ssh(stage: Path, arch: str, ssh: SSHAccess, cache: Path, runner: Runn
         raise InitramfsError(f"host key {ssh.host_key} does not exist; create it with "
                              f"dropbearkey -t ed25519 -f {ssh.host_key}")
     root = dropbear(arch, cache, runner)
-    for rel in elf_closure(root, DROPBEAR, TRIPLET[arch]):
+    for rel in elf_closure(root, DROPBEAR, arch_info(arch).multiarch):
         src, dst = root / rel, stage / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_symlink():

@@ -26,8 +26,13 @@ from pathlib import Path
 import kconfiglib
 
 from . import kernel_tree
+from .arch import arch_info, compiler_package
+from .arch import known as known_arches
 from .errors import KconfigError, ToolMissingError
+from .files import sha256_file, write_json_atomic
+from .git import Git
 from .runner import Runner, require_tool
+from .stage import Outcome, Stage, StageContext
 
 _TRI = {0: "n", 1: "m", 2: "y"}
 _FRAG_SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
@@ -118,10 +123,10 @@ def kconfig_env(srctree: Path, arch: str, cross_compile: str) -> dict[str, str]:
     try:
         require_tool(cc)
     except ToolMissingError as e:
-        raise ToolMissingError(cc, _compiler_package(cross_compile),
+        raise ToolMissingError(cc, compiler_package(cross_compile),
                                f" (CROSS_COMPILE={cross_compile} for ARCH={arch})") from e
     version_text = Runner().first_line([cc, "--version"])
-    srcarch = {"x86_64": "x86", "i386": "x86", "arm64": "arm64"}.get(arch, arch)
+    srcarch = arch_info(arch).srcarch if arch in known_arches() else arch
     return {
         "srctree": str(srctree),
         "ARCH": arch,
@@ -142,14 +147,6 @@ def kconfig_env(srctree: Path, arch: str, cross_compile: str) -> dict[str, str]:
         "USERLDFLAGS": "",
         "CROSS_COMPILE": cross_compile,
     }
-
-
-def _compiler_package(cross_compile: str) -> str | None:
-    return {
-        "arm-linux-gnueabihf-": "gcc-arm-linux-gnueabihf",
-        "aarch64-linux-gnu-": "gcc-aarch64-linux-gnu",
-        "arm-none-eabi-": "gcc-arm-none-eabi",
-    }.get(cross_compile)
 
 
 def kernel_version(srctree: Path) -> str:
@@ -492,3 +489,54 @@ def configure(srctree: Path, arch: str, cross_compile: str, base: str,
     actual = check(kconf, reqs)
     changed = write(kconf, out_config)
     return KconfigResult(Path(out_config), reqs, actual, changed)
+
+
+# --------------------------------------------------------------------------- stage contract
+
+def _config(ctx: StageContext) -> Path:
+    return ctx.ws.out / ".config"
+
+
+def stage_inputs(ctx: StageContext) -> tuple:
+    """Tree HEAD, ARCH, CROSS_COMPILE, base config, each fragment's sha256, compiler version.
+
+    Raises:
+        ToolMissingError: no cross compiler.
+    """
+    p = ctx.profile
+    head = Git(ctx.ws.src, ctx.runner).head()
+    cc_text = kconfig_env(ctx.ws.src, p.arch, p.cross_compile)["CC_VERSION_TEXT"]
+    return ("configure", head, p.arch, p.cross_compile, p.config_base,
+            [(str(f), sha256_file(f)) for f in p.fragments], cc_text)
+
+
+def stage_outputs_ok(ctx: StageContext, state: dict) -> bool:
+    """``O=/.config`` exists with the recorded sha256."""
+    cfg = _config(ctx)
+    return cfg.is_file() and sha256_file(cfg) == state.get("config_sha256")
+
+
+def stage_run(ctx: StageContext) -> Outcome:
+    """Merge base config and fragments, prove every request took, write ``O=/.config``.
+
+    Writes ``reports/kconfig.json``.
+
+    Raises:
+        KconfigError: unknown symbol, unknown defconfig or unmet request.
+    """
+    p = ctx.profile
+    cfg = _config(ctx)
+    res = configure(ctx.ws.src, p.arch, p.cross_compile, p.config_base, list(p.fragments), cfg)
+    sha = sha256_file(cfg)
+    write_json_atomic(ctx.ws.base / "reports" / "kconfig.json", res.to_dict())
+    return Outcome(f"{len(res.actual)} requested symbols all set; .config {sha[:12]}",
+                   state={"config_sha256": sha}, data={})
+
+
+def _skipped(ctx: StageContext, state: dict) -> str:
+    return f".config {state['config_sha256'][:12]} unchanged"
+
+
+#: The configure stage.
+STAGE = Stage("configure", inputs=stage_inputs, run=stage_run, outputs_ok=stage_outputs_ok,
+              skipped_summary=_skipped)

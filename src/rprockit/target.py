@@ -199,6 +199,17 @@ def load_target(spec: str | Path, role: str = "main",
     return _from_file(path, role, overrides)
 
 
+def is_emulated(env: str | Path | None) -> bool:
+    """True when the target ``env`` is the emulated board (kind ``qemu``: a QEMUDriver).
+
+    This is the one test of "emulated" (preflight, verify and the on-target suite).
+
+    Raises:
+        InvalidFileError: the environment file is invalid.
+    """
+    return env is not None and load_target(env).kind == "qemu"
+
+
 def _from_spec(text: str, match: re.Match, overrides: Mapping[str, Any] | None) -> TargetDesc:
     port = int(match["port"]) if match["port"] else None
     if port is not None and not 0 < port < 65536:

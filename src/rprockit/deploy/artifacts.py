@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import sha256_file
+from ..manifest import Manifest
 from ..runner import Runner
 from .errors import ArtifactError
 
@@ -30,15 +31,6 @@ def module_name(path: str | Path) -> str:
 def normalize(name: str) -> str:
     """Module name with ``-`` read as ``_`` (kmod ``modname_normalize()``)."""
     return name.replace("-", "_")
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -65,6 +57,18 @@ class DeployArtifacts:
     manifest_id: str | None = None
     manifest_path: Path | None = None
     firmware_name: str | None = None
+
+    @classmethod
+    def from_build(cls, artifacts: Path) -> DeployArtifacts:
+        """The modules and firmware of the build in ``artifacts/`` (its manifest.json).
+
+        Raises:
+            UserError: no build there yet.
+        """
+        man = Manifest.load(artifacts)
+        return cls(modules=man.modules, firmware=(man.firmware,) if man.firmware else (),
+                   kernel_release=man.kernel_release, load_order=man.load_order,
+                   manifest_id=man.id, manifest_path=man.path, firmware_name=man.firmware_name)
 
     @property
     def order(self) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from rprockit.target import is_emulated
 from rprockit.verify import signatures
 from rprockit.verify.facts import Facts, collect_facts
 from rprockit.verify.target_shell import TargetShell, open_shell, q
@@ -57,8 +58,9 @@ def cycles(request) -> int:
 
 
 @pytest.fixture(scope="session")
-def emulated(target) -> bool:
-    return bool(target.env.config.get_option("rprockit_emulated", False))
+def emulated(request) -> bool:
+    """The target is the emulated board (its environment has a QEMUDriver)."""
+    return is_emulated(request.config.getoption("--lg-env"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,145 @@
+"""The verify stage's contract: run the on-target suite against the profile's target.
+
+Inputs: the manifest id, the target environment file (path and sha256), the
+reload cycles and the suite's sources.  A verify run is recorded only when it
+passed.  For the emulated board (a target of kind ``qemu``) the stage first
+prepares what the board boots: the initramfs with the built modules and
+firmware next to the kernel image and the board DTB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from ..files import sha256_file
+from ..git import Git
+from ..initramfs import make_initramfs
+from ..manifest import Manifest
+from ..stage import Outcome, Stage, StageContext
+from ..target import is_emulated
+from . import SUITE, VerifyResult, run_facts, run_verify
+from .facts import Facts
+
+
+class VerifyFailed(UserError):
+    """A required on-target check failed; lists each with its first message line.
+
+    Attributes:
+        result: the :class:`~rprockit.verify.VerifyResult`.
+    """
+
+    def __init__(self, res: VerifyResult):
+        self.result = res
+        failed = [c for c in res.summary["checks"] if c["outcome"] in ("failed", "error")]
+        lines = [f"  {c['check']}: {c['message'].splitlines()[0] if c['message'] else ''}"
+                 for c in failed]
+        super().__init__("verify failed:\n" + "\n".join(lines)
+                         + f"\nFull results: {res.results_dir}/results.json, log: {res.log}")
+
+
+def _env(ctx: StageContext) -> Path:
+    env = ctx.target_env
+    assert env is not None  # not_applicable() said so
+    return env
+
+
+def _cycles(ctx: StageContext) -> int:
+    return ctx.cycles or ctx.profile.verify_cycles
+
+
+def not_applicable(ctx: StageContext) -> str | None:
+    """No target, or a build-only profile without ``--target``."""
+    if ctx.target_env is None:
+        return "profile has no target"
+    if not ctx.profile.boot and ctx.target is None:
+        return "profile is build-only (verify.boot: false)"
+    return None
+
+
+def inputs(ctx: StageContext) -> tuple:
+    """Manifest id, target file and its sha256, cycles, each suite file's sha256.
+
+    Raises:
+        UserError: no build yet.
+    """
+    env = _env(ctx)
+    man = Manifest.load(ctx.ws.artifacts)
+    suite = sorted(f for f in SUITE.parent.rglob("*.py"))
+    return ("verify", man.id, str(env), sha256_file(env), _cycles(ctx),
+            [(f.name, sha256_file(f)) for f in suite])
+
+
+def outputs_ok(ctx: StageContext, state: dict) -> bool:
+    """The recorded run passed."""
+    return bool(state.get("passed"))
+
+
+def prepare_emulated_board(ctx: StageContext, man: Manifest) -> Path:
+    """Build ``artifacts/initramfs.cpio`` for the emulated board: the built modules and
+    firmware, and a userland, dated by the tree's HEAD commit (reproducible).
+
+    Returns:
+        The initramfs path.
+
+    Raises:
+        UserError: a package cannot be downloaded or cpio fails.
+    """
+    out = ctx.ws.artifacts / "initramfs.cpio"
+    firmware = [man.firmware] if man.firmware else []
+    epoch = Git(ctx.ws.src, ctx.runner).commit_time()
+    make_initramfs(ctx.profile.arch, man.kernel_release, list(man.modules), firmware, out,
+                   ctx.ws.cache, epoch, ctx.runner)
+    return out
+
+
+def run(ctx: StageContext) -> Outcome:
+    """Prepare the emulated board if the target is one, then run the suite.
+
+    Raises:
+        VerifyFailed: a required check failed.
+        UserError: the target or the suite could not be started.
+    """
+    env = _env(ctx)
+    man = Manifest.load(ctx.ws.artifacts)
+    cycles = _cycles(ctx)
+    if is_emulated(env):
+        prepare_emulated_board(ctx, man)
+    ctx.say(f"[verify] target {env}, {cycles} reload cycles")
+    res = run_verify(env, man.path, ctx.ws.verify, ctx.ws.artifacts, cycles, ctx.runner,
+                     ctx.progress, accept_new_host_key=ctx.accept_new_host_key,
+                     dtb=man.board_dtb(ctx.profile.board_dts))
+    ctx.say(res.table)
+    if not res.passed:
+        raise VerifyFailed(res)
+    c = res.summary["counts"]
+    summary = (f"{c['passed']} passed, {c['skipped']} skipped; manifest {man.id}; "
+               f"results in {ctx.ws.verify}")
+    return Outcome(summary, state={"passed": True, "summary": summary}, data=res.summary)
+
+
+def _skipped(ctx: StageContext, state: dict) -> str:
+    return f"{state['summary']} (target and build unchanged)"
+
+
+STAGE = Stage("verify", inputs=inputs, run=run, outputs_ok=outputs_ok,
+              not_applicable=not_applicable, skipped_summary=_skipped, honours_force=True)
+
+
+def collect_facts(ctx: StageContext) -> Facts:
+    """The target facts report alone (``verify --facts``): nothing on the target changes.
+
+    Raises:
+        UserError: no target (neither ``--target`` nor the profile's).
+    """
+    env = ctx.target_env
+    if env is None:
+        raise UserError("verify --facts needs --target (the profile names none)")
+    dtb = None
+    if (ctx.ws.artifacts / "manifest.json").is_file():
+        dtb = Manifest.load(ctx.ws.artifacts).board_dtb(ctx.profile.board_dts)
+    else:
+        built = (ctx.ws.artifacts / "dtbs" / f"{d.stem}.dtb" for d in ctx.profile.board_dts)
+        dtb = next((d for d in built if d.is_file()), None)
+    return run_facts(env, images=ctx.ws.artifacts, out_dir=ctx.ws.verify, dtb=dtb,
+                     accept_new_host_key=ctx.accept_new_host_key)
