@@ -7,6 +7,7 @@ the pipeline's firmware/rproc-test built by rprockit.firmware.build_firmware.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -276,6 +277,19 @@ def test_tcm_image_on_nxp_imx8mm_dt_passes_probe_checks(built):
     assert "memory-region[0]" in buf and "vdevbuffer" in buf and "0x40000" in buf
 
 
+def test_rsc_table_region_smaller_than_the_table_fails(built, tmp_path):
+    dts = (FIX / "imx8mm-evk-rpmsg.dts").read_text().replace(
+        "reg = <0 0xb80ff000 0 0x1000>;", "reg = <0 0xb80ff000 0 0x20>;")
+    for name in ("imx8mm-evk-rpmsg.dts", "imx8m-base.dtsi"):
+        (tmp_path / name).write_text((FIX / name).read_text())
+    (tmp_path / "small.dts").write_text(dts)
+    Runner().run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", tmp_path / "small.dtb",
+                  tmp_path / "small.dts"])
+    rep = check_firmware(built["m4_tcm"], "imx8mm", dtb=tmp_path / "small.dtb")
+    c = rep.by_id("rsc.location")
+    assert c.status == "fail" and "0xb80ff000+0x20" in c.message and "imx_rproc.c:642" in c.message
+
+
 def test_ddr_only_image_fails(built):
     # MIMX8MM6xxxxx_cm4_ddr_ram.ld: nothing at the TCML boot address, and the DDR it uses is
     # reserved (m4@80000000) but not listed in the cm node's memory-region.
@@ -423,7 +437,8 @@ def linux61(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("linux61")
     want = {"linux-source-6.1/Makefile", "linux-source-6.1/drivers/remoteproc/imx_rproc.c",
             "linux-source-6.1/drivers/remoteproc/remoteproc_core.c",
-            "linux-source-6.1/drivers/remoteproc/remoteproc_elf_loader.c"}
+            "linux-source-6.1/drivers/remoteproc/remoteproc_elf_loader.c",
+            "linux-source-6.1/drivers/remoteproc/remoteproc_virtio.c"}
     with tarfile.open(LINUX_TARBALL) as tf:
         members = []
         for m in tf:
@@ -445,6 +460,48 @@ def test_linux_6_1_source_matches_the_att_data_files(linux61):
         tree = k.att_by_compatible[info.cm_compatible]
         assert [(e.da, e.sa, e.size, e.own, e.iomem) for e in tree.entries] == [
             (e.da, e.sa, e.size, e.own, e.iomem) for e in info.att.entries], soc
+
+
+def _source_tokens(line) -> list[tuple[str, tuple[str, ...]]]:
+    """``(file.c:N, tokens that line N must contain)`` for every fact of a driver line."""
+    out = [(e.source, (f'"{e.compatible}"', f"&{e.cfg}")) for e in line.match]
+    out += [(c.source, (f"imx_rproc_dcfg {c.name} =",)) for c in line.configs.values()]
+    out += [(line.clock_source, (line.clock_call,)),
+            (line.syscon_source, ('"syscon"',)),
+            (line.mbox_source, ('"tx"',)),
+            (line.prepare_source, (f'"{(line.prepare_skip or ("vdevbuffer",))[0]}"',)),
+            (line.map_source, (f'"{line.map_skip_prefix}"' if line.map_skip_prefix
+                               else '"memory-region"',)),
+            (line.rsc_source, (f'"{(line.rsc_prefixes or line.rsc_names)[0]}"'
+                               if line.rsc_names else "check_dt_rsc_table",)),
+            (line.buffer_source, ('"vdev%dbuffer"',)),
+            (line.buffer_fallback_source, ("of_reserved_mem_device_init_by_idx(dev, np, 0)",))]
+    return out
+
+
+def _assert_sources(tree: Path, line) -> None:
+    for source, tokens in _source_tokens(line):
+        name, num = source.split(":")
+        text = (tree / "drivers" / "remoteproc" / name).read_text().splitlines()[int(num) - 1]
+        for tok in tokens:
+            assert tok in text, f"{line.line} {source}: {tok!r} not in {text.strip()!r}"
+
+
+@pytest.mark.slow
+def test_mainline_6_1_line_data_cites_the_right_source_lines(linux61):
+    _assert_sources(linux61, load_line("mainline-6.1"))
+
+
+@pytest.mark.parametrize("env,line", [("RPROCKIT_NXP_5_4_TREE", "nxp-5.4"),
+                                      ("RPROCKIT_NXP_5_15_TREE", "nxp-5.15"),
+                                      ("RPROCKIT_NXP_6_1_TREE", "nxp-6.1")])
+def test_nxp_line_data_cites_the_right_source_lines(env, line):
+    tree = os.environ.get(env)
+    if not tree:
+        pytest.skip(f"set {env} to an NXP linux-imx tree to check data/imx_rproc/{line}.yaml")
+    k = detect_kernel(Path(tree))
+    assert (k.family, k.version[:2]) == ("nxp", load_line(line).version)
+    _assert_sources(Path(tree), load_line(line))
 
 
 @pytest.mark.slow

@@ -253,6 +253,14 @@ def check_rsc_location(m: Model) -> list[Check]:
     hit = m.att.da_to_sys(sec.addr, sec.size)
     if rsc_region is not None and rsc_region.reg is not None:
         base, size = rsc_region.reg
+        if size < sec.size:
+            return [Check(cid, title, FAIL,
+                          f"the {rsc_region.name} region ({_hx(base)}+0x{size:x}) is smaller than "
+                          f"the {sec.size}-byte resource table {ln.kernel} copies into it after "
+                          f"loading ({ln.where(ln.rsc_source)}; rproc_fw_boot() memcpy of the "
+                          "cached table): the copy runs past the ioremapped region.",
+                          f"grow the {rsc_region.name} node to at least 0x{sec.size:x} bytes "
+                          "(NXP uses 0x1000)")]
         if hit and base <= hit[1] and hit[1] + sec.size <= base + size:
             return [Check(cid, title, PASS, f"the table lies in the {rsc_region.name} region "
                           f"({_hx(base)}+0x{size:x}) where {ln.kernel} imx_rproc writes the "

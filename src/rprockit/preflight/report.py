@@ -149,7 +149,9 @@ class PreflightReport:
                         s.flags, "-" if s.sys is None else f"0x{s.sys:08x}", s.region or "-")
         con.print(seg)
         chk = Table(title=f"pre-flight checks for {self.soc}"
-                    + (" (emulated)" if self.emulated else ""), show_lines=True)
+                    + (" (emulated)" if self.emulated else "")
+                    + (f", imx_rproc of {self.driver_line}" if self.driver_line else ""),
+                    show_lines=True)
         for col in ("status", "check", "finding", "remedy"):
             chk.add_column(col)
         for c in self.checks:
