@@ -279,6 +279,52 @@ def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=
           f"{res.seconds:.1f} s" + (", reloaded" if res.reload_steps else ""))
 
 
+@task(name="diagnose", positional=["log"],
+      help={"log": "saved kernel log, serial console log or facts.json; '-' reads stdin; "
+                   "with --target: the file the collected bundle (facts + kernel log) is "
+                   "saved to, '-' for none",
+            "target": "labgrid environment file: read dmesg and the facts from the running "
+                      "target (boots the emulated board), changing nothing",
+            "soc": "SoC when the log does not name it: imx7d, imx8mq, imx8mm, imx8mn, imx8mp, "
+                   "imx8qm, imx8qxp, imx8ulp, imx93",
+            "firmware": "the M-core firmware ELF: run the pre-flight checks on it too",
+            "dtb": "board DTB for the pre-flight device-tree checks",
+            "json": "print JSON (schemas/diagnose.json) instead of the report",
+            **HELP, "accept_new_host_key": HOST_KEY_HELP})
+@user_errors
+def diagnose_(c, log=None, target=None, soc=None, firmware=None, dtb=None, json=False,
+              profile=None, workspace=None, accept_new_host_key=False):
+    """Name the known failure in a kernel log (exit 0 none, 3 found, 2 bad input)."""
+    from . import diagnose as diag_mod
+
+    if not log:
+        raise UserError("usage: diagnose LOG|- [--soc S] [--firmware FW.elf] [--json], "
+                        "or diagnose SAVE.json|- --target env.yaml")
+    fw, board = (Path(firmware) if firmware else None), (Path(dtb) if dtb else None)
+    if target:
+        # the profile's artifacts boot the emulated board (the environment's templates)
+        art = _context(c, profile, workspace).ws.artifacts
+        log_in, facts = diag_mod.collect_from_target(
+            Path(target).resolve(), images=art if art.is_dir() else None,
+            accept_new_host_key=accept_new_host_key)
+        if log != "-":
+            Path(log).write_text(_json.dumps(facts, indent=2) + "\n")
+        result = diag_mod.diagnose(log_in, soc=soc, firmware=fw, dtb=board, facts=facts)
+    else:
+        stdin = sys.stdin.read() if log == "-" else None
+        result = diag_mod.diagnose_log(log, soc=soc, firmware=fw, dtb=board, stdin_text=stdin)
+    if json:
+        from .yamlfile import validate
+
+        data = result.to_dict()
+        validate(data, "diagnose", source="diagnose --json output")
+        print(_json.dumps(data, indent=2))
+    else:
+        print(result.render(), end="")
+    if result.exit_code:
+        raise Exit(code=result.exit_code)
+
+
 def deploy_artifacts(artifacts: Path):
     """DeployArtifacts from a build's ``artifacts/`` directory and its manifest.json."""
     from .deploy import DeployArtifacts
@@ -299,7 +345,7 @@ def all_(c, profile=None, workspace=None, skip="", cycles=0):
 
 
 ns = Collection(fetch, patch, patch_matrix, configure, build, check_firmware, verify, deploy,
-                all_)
+                diagnose_, all_)
 ns.configure({"rprockit": {"profile": DEFAULT_PROFILE, "workspace": None}})
 
 
