@@ -40,7 +40,8 @@ EXIT_CLEAN, EXIT_FAILURE = 0, 3
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: journalctl/syslog prefixes before the kernel text ("Jan  1 00:00:06 host user.err kernel: ")
 _SYSLOG_RE = re.compile(r"^(?:\S+\s+\d+\s+[\d:]+\s+\S+\s+(?:[\w.]+\s+)?kernel:\s?)")
-#: kernel release: "Linux version 6.1.55", "Tainted: G C 5.10.52-lts...", "Kernel version: 6.6.54-7.1.0"
+#: kernel release: "Linux version 6.1.55", "Tainted: G C 5.10.52-lts...",
+#: "Kernel version: 6.6.54-7.1.0" (tdx-info), "RELEASE|6.1.55" (facts)
 _RELEASE_RES = (re.compile(r"Linux version (\d+)\.(\d+)\S*"),
                 re.compile(r"(?:Not tainted|Tainted: [A-Z ]+?)\s+(\d+)\.(\d+)\.\d+\S*"),
                 re.compile(r"Kernel version:\s+(\d+)\.(\d+)\S*"),
@@ -103,7 +104,8 @@ class Diagnosis:
     @property
     def verdict(self) -> str:
         """``failure``, ``suspect`` or ``no-known-failure`` (log, pre-flight and facts)."""
-        if self.failures or (self.preflight or {}).get("failed") or (self.facts or {}).get("failed"):
+        pre, facts = self.preflight or {}, self.facts or {}
+        if self.failures or pre.get("failed") or facts.get("failed"):
             return "failure"
         if self.findings:
             return "suspect"
@@ -168,7 +170,8 @@ class Diagnosis:
             out += [f"  {ch['status'].upper()} {ch['id']}: {ch['message']}" for ch in bad]
         if self.facts is not None:
             out.append("\ntarget facts: " + ("FAILED" if self.facts.get("failed") else "ok"))
-            out += [f"  {f['severity'].upper()} {f['text']}" for f in self.facts.get("findings", [])]
+            out += [f"  {f['severity'].upper()} {f['text']}"
+                    for f in self.facts.get("findings", [])]
         if self.needs.get("preflight") or self.needs.get("facts"):
             out.append("\nto say more:")
             if self.needs.get("preflight"):

@@ -188,7 +188,7 @@ def load(path: str | Path = DATA_FILE) -> tuple[Signature, ...]:
     for i, e in enumerate(data["signatures"]):
         key = ("signatures", i)
         if e["id"] in seen:
-            problems.append((f"signatures[{i}].id", lines.get(key + ("id",)),
+            problems.append((f"signatures[{i}].id", lines.get((*key, "id")),
                              f"duplicate id '{e['id']}'"))
         seen.add(e["id"])
         try:
