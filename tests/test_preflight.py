@@ -581,3 +581,19 @@ def test_fuzz_dtb_entry_point(built, fuzz_dir):
 
     run()
 
+
+
+@pytest.mark.slow
+def test_fuzz_dtb_through_the_probe_checks(built, fuzz_dir):
+    # the NXP-style i.MX8MM DT reaches the clocks, syscon, vdev buffer and rsc-table checks
+    base = built["imx8mm-evk-rpmsg"].read_bytes()
+    target = fuzz_dir / "imx8mm.dtb"
+
+    @settings(max_examples=1000, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(_mutations(base))
+    def run(blob):
+        target.write_bytes(blob)
+        _check_clean(lambda: check_firmware(built["m4_tcm"], "imx8mm", dtb=target))
+
+    run()

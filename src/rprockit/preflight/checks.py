@@ -629,8 +629,9 @@ def check_cm_node(m: Model) -> list[Check]:
 
 def _resolves(m: Model, node: DtNode, prop: str) -> bool:
     cells = node.cells(prop)
-    return bool(cells) and m.dt is not None and cells is not None \
-        and m.dt.by_phandle(cells[0]) is not None
+    if not cells or m.dt is None:
+        return False
+    return m.dt.by_phandle(cells[0]) is not None
 
 
 def check_clocks(m: Model) -> list[Check]:

@@ -7,8 +7,10 @@ libfdt validates the whole blob first (fdt_check_full), so a corrupt DTB becomes
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import libfdt
 
@@ -26,14 +28,15 @@ class DtbFileError(UserError):
                          "kernel build (make dtbs) produced for the board")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DtNode:
-    """A node: full path, name (with unit address), parent path and raw properties."""
+    """A node: full path, name (with unit address), parent path and raw properties
+    (read-only)."""
 
     path: str
     name: str
     parent: str | None
-    props: dict[str, bytes] = field(default_factory=dict)
+    props: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def basename(self) -> str:
@@ -66,20 +69,20 @@ class DtNode:
         return not s or s[0] in ("okay", "ok")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DeviceTree:
-    """All nodes by path, and phandle -> path."""
+    """All nodes by path, and phandle -> path (read-only)."""
 
     path: Path
-    nodes: dict[str, DtNode]
-    phandles: dict[int, str]
+    nodes: Mapping[str, DtNode]
+    phandles: Mapping[int, str]
 
     def by_phandle(self, ph: int) -> DtNode | None:
         """The node with ``phandle`` ``ph``."""
         p = self.phandles.get(ph)
         return self.nodes.get(p) if p else None
 
-    def compatible(self, pred) -> list[DtNode]:
+    def compatible(self, pred: Callable[[str], bool]) -> list[DtNode]:
         """Nodes with a compatible string for which ``pred(str)`` is true."""
         return [n for n in self.nodes.values() if any(pred(c) for c in n.strings("compatible"))]
 
@@ -153,15 +156,16 @@ def _walk(path: Path, fdt: libfdt.FdtRo) -> DeviceTree:
         parent = stack[-1] if stack else None
         npath = "/" if depth == 0 or parent is None else (parent.rstrip("/") + "/" + name)
         stack.append(npath)
-        node = DtNode(npath, name if depth else "/", parent)
+        props: dict[str, bytes] = {}
         poff = fdt.first_property_offset(off, quiet)
         while poff >= 0:
             prop = fdt.get_property_by_offset(poff)
-            node.props[prop.name] = bytes(prop)
+            props[prop.name] = bytes(prop)
             poff = fdt.next_property_offset(poff, quiet)
+        node = DtNode(npath, name if depth else "/", parent, MappingProxyType(props))
         nodes[npath] = node
         ph = node.u32("phandle")
         if ph:
             phandles[ph] = npath
         off, depth = fdt.next_node(off, depth, quiet)
-    return DeviceTree(path, nodes, phandles)
+    return DeviceTree(path, MappingProxyType(nodes), MappingProxyType(phandles))

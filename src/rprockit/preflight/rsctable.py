@@ -9,7 +9,9 @@ rproc_handle_vdev(), rproc_parse_vring(); virtio_ring.c (vring length a power of
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
 
 RSC_CARVEOUT, RSC_DEVMEM, RSC_TRACE, RSC_VDEV, RSC_LAST = 0, 1, 2, 3, 4
 RSC_VENDOR_START, RSC_VENDOR_END = 128, 512
@@ -24,7 +26,7 @@ class RscTableError(Exception):
     """The table would be rejected; ``str()`` gives the kernel's dmesg line and the reason."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Vring:
     """struct fw_rsc_vdev_vring."""
 
@@ -35,24 +37,24 @@ class Vring:
     pa: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Resource:
     """One entry: ``type`` name, table offset, fields by name, vrings for a vdev."""
 
     type: str
     offset: int
-    fields: dict[str, int | str] = field(default_factory=dict)
-    vrings: list[Vring] = field(default_factory=list)
+    fields: Mapping[str, int | str] = field(default_factory=lambda: MappingProxyType({}))
+    vrings: tuple[Vring, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResourceTable:
     """struct resource_table: version, entries, size in bytes, and non-fatal notes."""
 
     ver: int
     size: int
-    entries: list[Resource]
-    notes: list[str] = field(default_factory=list)
+    entries: tuple[Resource, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def vdevs(self) -> list[Resource]:
@@ -60,8 +62,10 @@ class ResourceTable:
         return [e for e in self.entries if e.type == "vdev"]
 
     def to_dict(self) -> dict:
-        """JSON-able form."""
-        return asdict(self)
+        """JSON-able form (entries and vrings as lists of mappings)."""
+        return {"ver": self.ver, "size": self.size, "notes": list(self.notes),
+                "entries": [{"type": e.type, "offset": e.offset, "fields": dict(e.fields),
+                             "vrings": [asdict(v) for v in e.vrings]} for e in self.entries]}
 
 
 def _name(raw: bytes) -> str:
@@ -92,7 +96,8 @@ def parse_resource_table(data: bytes) -> ResourceTable:
     if 16 + 4 * num > size:
         raise RscTableError(f"\"resource table incomplete\": {num} offsets do not fit in "
                             f"{size} bytes")
-    table = ResourceTable(ver, size, [])
+    entries: list[Resource] = []
+    notes: list[str] = []
     for i in range(num):
         (off,) = struct.unpack_from("<I", data, 16 + 4 * i)
         avail = size - off - 4
@@ -102,12 +107,11 @@ def parse_resource_table(data: bytes) -> ResourceTable:
         (rtype,) = struct.unpack_from("<I", data, off)
         body = off + 4
         if RSC_VENDOR_START <= rtype <= RSC_VENDOR_END or rtype >= RSC_LAST:
-            table.notes.append(f"entry {i}: \"unsupported resource {rtype}\" "
-                               "(ignored by imx_rproc)")
-            table.entries.append(Resource(f"type{rtype}", off))
+            notes.append(f"entry {i}: \"unsupported resource {rtype}\" (ignored by imx_rproc)")
+            entries.append(Resource(f"type{rtype}", off))
             continue
-        table.entries.append(_parse_entry(data, rtype, off, body, avail, i))
-    return table
+        entries.append(_parse_entry(data, rtype, off, body, avail, i))
+    return ResourceTable(ver, size, tuple(entries), tuple(notes))
 
 
 def _need(avail: int, n: int, what: str, i: int) -> None:
@@ -120,13 +124,14 @@ def _parse_entry(data: bytes, rtype: int, off: int, body: int, avail: int, i: in
     if rtype in (RSC_CARVEOUT, RSC_DEVMEM):
         _need(avail, 52, _TYPE_NAMES[rtype], i)
         da, pa, length, flags, _res = struct.unpack_from("<5I", data, body)
-        return Resource(_TYPE_NAMES[rtype], off, {"da": da, "pa": pa, "len": length, "flags": flags,
-                                                  "name": _name(data[body + 20:body + 52])})
+        return Resource(_TYPE_NAMES[rtype], off, MappingProxyType(
+            {"da": da, "pa": pa, "len": length, "flags": flags,
+             "name": _name(data[body + 20:body + 52])}))
     if rtype == RSC_TRACE:
         _need(avail, 44, "trace", i)
         da, length, _res = struct.unpack_from("<3I", data, body)
-        return Resource("trace", off, {"da": da, "len": length,
-                                       "name": _name(data[body + 12:body + 44])})
+        return Resource("trace", off, MappingProxyType(
+            {"da": da, "len": length, "name": _name(data[body + 12:body + 44])}))
     _need(avail, 24, "vdev", i)
     vid, notifyid, dfeat, gfeat, cfg_len, status, nvr, res0, res1 = struct.unpack_from(
         "<5I4B", data, body)
@@ -137,9 +142,10 @@ def _parse_entry(data: bytes, rtype: int, off: int, body: int, avail: int, i: in
         raise RscTableError(f"\"vdev rsc has non zero reserved bytes\" in entry {i}")
     if nvr > 2:
         raise RscTableError(f"\"too many vrings: {nvr}\" in entry {i} (at most 2)")
-    res = Resource("vdev", off, {"id": vid, "notifyid": notifyid, "dfeatures": dfeat,
-                                 "gfeatures": gfeat, "config_len": cfg_len, "status": status,
-                                 "num_of_vrings": nvr})
+    fields = MappingProxyType({"id": vid, "notifyid": notifyid, "dfeatures": dfeat,
+                               "gfeatures": gfeat, "config_len": cfg_len, "status": status,
+                               "num_of_vrings": nvr})
+    vrings = []
     for k in range(nvr):
         v = Vring(*struct.unpack_from("<5I", data, body + 24 + 20 * k))
         if not v.num or not v.align:
@@ -151,8 +157,8 @@ def _parse_entry(data: bytes, rtype: int, off: int, body: int, avail: int, i: in
         if v.align & (v.align - 1):
             raise RscTableError(f"vring alignment {v.align} in entry {i} vring {k} is not a "
                                 "power of 2 (vring_init() rounds with align - 1 as a mask)")
-        res.vrings.append(v)
-    return res
+        vrings.append(v)
+    return Resource("vdev", off, fields, tuple(vrings))
 
 
 def vring_bytes(num: int, align: int) -> int:
