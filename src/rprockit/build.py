@@ -10,9 +10,7 @@ output), written atomically.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -23,7 +21,7 @@ from . import firmware
 from .errors import BuildError, CommandError, ToolMissingError
 from .files import sha256_file, write_json_atomic
 from .git import Git
-from .manifest import board_dtb_name
+from .manifest import Manifest, board_dtb_name
 from .patch.stage import baseline as patch_baseline
 from .arch import arch_info, compiler_package
 from .arch import known as known_arches
@@ -366,7 +364,7 @@ def stage_run(ctx: StageContext) -> Outcome:
 
 
 def _skipped(ctx: StageContext, state: dict) -> str:
-    return _summary(json.loads((ctx.ws.artifacts / "manifest.json").read_text()))
+    return _summary(Manifest.load(ctx.ws.artifacts).data)
 
 
 def _precheck(ctx: StageContext) -> None:
@@ -377,9 +375,3 @@ def _precheck(ctx: StageContext) -> None:
 STAGE = Stage("build", inputs=stage_inputs, run=stage_run, outputs_ok=stage_outputs_ok,
               precheck=_precheck, skipped_summary=_skipped, honours_force=True,
               before=(firmware.STAGE,))
-
-
-def vermagic(ko: Path) -> str:
-    """``vermagic`` of a module, read with ``modinfo -F vermagic`` (kmod)."""
-    out = Runner().run(["modinfo", "-F", "vermagic", str(ko)]).stdout.strip()
-    return re.sub(r"\s+", " ", out)

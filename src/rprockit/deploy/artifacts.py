@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import sha256_file
+from ..kmod import vermagic as kmod_vermagic
 from ..manifest import Manifest
 from ..runner import Runner
 from .errors import ArtifactError
@@ -118,7 +119,7 @@ def read_vermagic(ko: Path, runner: Runner) -> str:
         ArtifactError: the file has no vermagic (not a kernel module).
         ToolMissingError: modinfo is not installed (package kmod).
     """
-    vermagic = runner.run(["modinfo", "-F", "vermagic", str(ko)]).stdout.strip()
+    vermagic = kmod_vermagic(ko, runner)
     if not vermagic:
         raise ArtifactError(f"{ko} has no vermagic in its .modinfo section: it is not a "
                             "kernel module built by Kbuild; rebuild the module set")

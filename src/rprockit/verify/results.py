@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rprockit.workspace import write_json_atomic
+from rprockit.files import write_json_atomic
+from rprockit.manifest import Manifest
 
 _checks: dict[str, dict] = {}
 
@@ -66,7 +67,7 @@ def pytest_sessionfinish(session, exitstatus):
     manifest = session.config.getoption("--rprockit-manifest", default=None)
     manifest_id = None
     if manifest and Path(manifest).is_file():
-        manifest_id = json.loads(Path(manifest).read_text()).get("id")
+        manifest_id = Manifest.load(Path(manifest)).id
     summary = {
         "format": 1,
         "manifest_id": manifest_id,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from rprockit.manifest import Manifest
 from rprockit.target import is_emulated
 from rprockit.verify import signatures
 from rprockit.verify.facts import Facts, collect_facts
@@ -45,11 +46,9 @@ def pytest_addoption(parser):
 
 
 @pytest.fixture(scope="session")
-def manifest(request) -> dict:
-    path = Path(request.config.getoption("--rprockit-manifest"))
-    data = json.loads(path.read_text())
-    data["_dir"] = str(path.parent)
-    return data
+def manifest(request) -> Manifest:
+    """The build manifest whose artifacts are on (or boot) the target."""
+    return Manifest.load(Path(request.config.getoption("--rprockit-manifest")))
 
 
 @pytest.fixture(scope="session")
@@ -89,8 +88,8 @@ def shell(target, request, results_dir, emulated):
 
 @pytest.fixture(scope="session")
 def built_dtb(request, target, manifest) -> Path | None:
-    """The built DTB the target boots: --rprockit-dtb, the environment's dtb image, or
-    the manifest's only board DTB."""
+    """The built DTB the target boots: --rprockit-dtb, the environment's dtb image, the
+    board DTB the manifest names, or the build's only DTB."""
     opt = request.config.getoption("--rprockit-dtb")
     if opt:
         return Path(opt)
@@ -100,7 +99,10 @@ def built_dtb(request, target, manifest) -> Path | None:
             return Path(p)
     except Exception:
         pass
-    dtbs = sorted((Path(manifest["_dir"]) / "dtbs").glob("*.dtb"))
+    named = manifest.board_dtb()
+    if named is not None and named.is_file():
+        return named
+    dtbs = manifest.dtbs
     return dtbs[0] if len(dtbs) == 1 else None
 
 
@@ -154,7 +156,7 @@ def stack(shell, manifest, rproc_expected) -> list[str]:
     """The module set loaded (in its load order); skipped when no remoteproc applies."""
     if not rproc_expected[0]:
         pytest.skip(rproc_expected[1])
-    return load_stack(shell, manifest["modules"]["load_order"])
+    return load_stack(shell, list(manifest.load_order))
 
 
 @pytest.fixture(scope="session")

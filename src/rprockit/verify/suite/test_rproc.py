@@ -15,11 +15,10 @@ import json
 import re
 import statistics
 import time
-from pathlib import Path
 
 import pytest
 
-from rprockit.build import vermagic as host_vermagic
+from rprockit.kmod import vermagic as host_vermagic
 from rprockit.preflight.soc import load_soc
 from rprockit.verify.facts import collect_facts
 from rprockit.verify.integrity import IntegrityUnavailable, compare, expected_spans, read_back
@@ -59,10 +58,10 @@ def _evidence(record_property, lines: list[str]) -> None:
 def test_kernel_release(shell, manifest, record_property):
     """The running kernel is the one the manifest names."""
     rel = shell.check("uname -r").strip()
-    _evidence(record_property, [f"uname -r: {rel}; manifest {manifest.get('id')}: "
-                                + manifest["kernel_release"]])
-    assert rel == manifest["kernel_release"], (
-        f"target runs {rel}, the build produced {manifest['kernel_release']}: boot the kernel "
+    _evidence(record_property, [f"uname -r: {rel}; manifest {manifest.id}: "
+                                + manifest.kernel_release])
+    assert rel == manifest.kernel_release, (
+        f"target runs {rel}, the build produced {manifest.kernel_release}: boot the kernel "
         "of the same build, or rebuild against the running kernel")
 
 
@@ -89,9 +88,9 @@ def test_module_vermagic(shell, manifest, record_property):
     (kernel/module/main.c check_modinfo(), same_magic()).
     """
     release = shell.check("uname -r").strip()
-    art = Path(manifest["_dir"]) / "modules"
+    art = manifest.artifacts / "modules"
     rows, bad = [], []
-    for name in manifest["modules"]["load_order"]:
+    for name in list(manifest.load_order):
         built = host_vermagic(art / f"{name}.ko") if (art / f"{name}.ko").is_file() else None
         path = _target_module_file(shell, name, release)
         if path is None:
@@ -107,10 +106,10 @@ def test_module_vermagic(shell, manifest, record_property):
             # the line load_module() would print (kernel/module/main.c check_modinfo)
             bad.append(f"{name}: version magic '{got} ' should be '{built or release} ' "
                        f"(the kernel refuses it: {path} was not built by manifest "
-                       f"{manifest.get('id')} for {release})")
-        if built and built.split()[0] != manifest["kernel_release"]:
+                       f"{manifest.id} for {release})")
+        if built and built.split()[0] != manifest.kernel_release:
             bad.append(f"{name}: the artifact's vermagic '{built}' does not name the manifest's "
-                       f"kernel release {manifest['kernel_release']}")
+                       f"kernel release {manifest.kernel_release}")
     _evidence(record_property, rows)
     assert not bad, "\n".join(bad)
 
@@ -119,7 +118,7 @@ def test_modules_load_in_order(shell, manifest, rproc_expected, record_property)
     """modprobe each module of the module set in its load order; no unexpected taint."""
     if not rproc_expected[0]:
         pytest.skip(rproc_expected[1])
-    order = manifest["modules"]["load_order"]
+    order = list(manifest.load_order)
     lines = load_stack(shell, order)
     loaded = shell.check("cat /proc/modules")
     for name in order:
@@ -150,7 +149,7 @@ def _fw_search_path(shell, release: str) -> list[str]:
 
 def test_firmware_where_loader_looks(shell, manifest, record_property):
     """The firmware file is in the firmware loader's search path."""
-    fw = manifest["firmware"]["name"]
+    fw = manifest.firmware_name
     release = shell.check("uname -r").strip()
     dirs = _fw_search_path(shell, release)
     found = [d for d in dirs if shell.exists(shell.path(f"{d}/{fw}"))]
@@ -189,7 +188,7 @@ def test_detached_attach(shell, rproc, manifest, record_property):
         pytest.skip(f"the core was '{rproc['state']}' when imx_rproc probed, not started by "
                     "the bootloader (on the emulated board boot with SRC_SCR preloaded to 0xE "
                     "to exercise this)")
-    d, fw = rproc["dir"], manifest["firmware"]["name"]
+    d, fw = rproc["dir"], manifest.firmware_name
     ev = [f"state after probe: {rproc['state']}"]
     if shell.read(f"{d}/state") == "detached":
         shell.check(f"echo start > {d}/state")
@@ -218,7 +217,7 @@ CYCLE = ("echo {fw} > {d}/firmware && echo start > {d}/state; s1=$(cat {d}/state
 def test_reload_cycles(shell, rproc, manifest, cycles, emulated, record_property):
     """stop -> set firmware -> start -> running, N times: the virtio RPMsg device and the
     name-service channel come back each time, and the kernel logs no error."""
-    d, fw = rproc["dir"], manifest["firmware"]["name"]
+    d, fw = rproc["dir"], manifest.firmware_name
     _stop(shell, d)
     start = shell.poll_dmesg()
     cmd = CYCLE.format(fw=q(fw), d=d)
@@ -264,9 +263,9 @@ def test_reload_cycles(shell, rproc, manifest, cycles, emulated, record_property
 def test_segment_integrity(shell, rproc, manifest, emulated, record_property):
     """After start, the loaded memory equals the ELF's PT_LOAD segments byte for byte
     (file bytes, odd tail bytes, .bss zero-fill) at their ATT system addresses."""
-    fw = manifest["firmware"]["name"]
-    elf = Path(manifest["_dir"]) / "firmware" / fw
-    soc = load_soc(manifest["firmware"]["soc"])
+    fw = manifest.firmware_name
+    elf = manifest.artifacts / "firmware" / fw
+    soc = load_soc(manifest.firmware_soc)
     spans = expected_spans(elf, soc.att)
     d = rproc["dir"]
     _stop(shell, d)
@@ -302,7 +301,7 @@ def test_rpmsg_tty_echo(shell, rproc, manifest, emulated, record_property):
     if emulated:
         pytest.skip("emulated board: the M4 does not execute in QEMU, so no rpmsg-tty "
                     "channel is announced; this check only means something on hardware")
-    d, fw = rproc["dir"], manifest["firmware"]["name"]
+    d, fw = rproc["dir"], manifest.firmware_name
     if shell.read(f"{d}/state") != "running":
         shell.check(f"echo {q(fw)} > {d}/firmware && echo start > {d}/state")
     names = shell.check("cat /sys/bus/rpmsg/devices/*/name 2>/dev/null; true").split()
