@@ -75,7 +75,8 @@ def user_errors(fn: F) -> F:
 
 def _context(c: Context, profile: str | None, workspace: str | None,
              target: str | None = None, cycles: int = 0, force: bool = False,
-             verbose: bool = False, accept_new_host_key: bool = False):
+             verbose: bool = False, accept_new_host_key: bool = False,
+             mirror: str | None = None):
     """The stage context for the profile and workspace given (or configured)."""
     from .profile import find_profile, load_profile
     from .progress import Progress
@@ -94,7 +95,7 @@ def _context(c: Context, profile: str | None, workspace: str | None,
                         say=functools.partial(print, flush=True), progress=Progress("rprockit"),
                         target=Path(target).resolve() if target else None,
                         cycles=cycles or None, force=force,
-                        accept_new_host_key=accept_new_host_key)
+                        accept_new_host_key=accept_new_host_key, mirror=mirror)
 
 
 def _run(ctx, last: str, skip: str = ""):
@@ -116,13 +117,15 @@ HELP = {
 TARGET_HELP = "labgrid environment file (default: the profile's target)"
 HOST_KEY_HELP = "trust an SSH host key not yet in known_hosts (recorded there)"
 CYCLES_HELP = "remoteproc reload cycles, an integer (default: the profile's, 3)"
+MIRROR_HELP = ("local git mirror replacing the profile's source URL: PATH or URL=PATH[,...] "
+               "(default $RPROCKIT_GIT_MIRROR)")
 
 
-@task(help=HELP)
+@task(help={**HELP, "mirror": MIRROR_HELP})
 @user_errors
-def fetch(c, profile=None, workspace=None):
+def fetch(c, profile=None, workspace=None, mirror=None):
     """Fetch the profile's kernel source into the workspace, pinned to a commit."""
-    _run(_context(c, profile, workspace), "fetch")
+    _run(_context(c, profile, workspace, mirror=mirror), "fetch")
 
 
 @task(help={**HELP, "check": "classify only (dry run); the tree is not touched",
@@ -333,11 +336,12 @@ def deploy_artifacts(artifacts: Path):
 
 
 @task(name="all", help={**HELP, "skip": "comma-separated stages to skip, e.g. verify",
-                        "cycles": CYCLES_HELP})
+                        "cycles": CYCLES_HELP, "mirror": MIRROR_HELP})
 @user_errors
-def all_(c, profile=None, workspace=None, skip="", cycles=0):
+def all_(c, profile=None, workspace=None, skip="", cycles=0, mirror=None):
     """Run every stage in order: fetch, patch, configure, build, preflight, verify."""
-    results = _run(_context(c, profile, workspace, cycles=cycles), "verify", skip=skip)
+    results = _run(_context(c, profile, workspace, cycles=cycles, mirror=mirror), "verify",
+                   skip=skip)
     total = sum(r.seconds for r in results)
     print(f"pipeline finished in {total:.1f} s: "
           + ", ".join(f"{r.stage} {r.seconds:.1f}s{' (skipped)' if r.skipped else ''}"

@@ -11,6 +11,13 @@ Three kinds of source (``Profile.source``):
 * ``debian_package``: Debian's ``/usr/src/linux-source-X.Y.tar.xz``, unpacked
   once into a git repository with one baseline commit.
 
+A local mirror replaces a ``git`` URL without editing the profile (offline
+users, tests): ``--mirror PATH`` on the command line or
+``RPROCKIT_GIT_MIRROR`` in the environment, either a path (for the profile's
+URL) or ``URL=PATH`` pairs separated by commas.  The refs and commits come
+from the mirror; the lock file and the fingerprint keep the profile's URL, so
+a tree fetched from a mirror pins the same commit as one fetched upstream.
+
 Re-running is a no-op when the tree is at its pinned baseline (or at patches
 on top of it) and clean.  A dirty tree is refused, never reset.
 """
@@ -240,10 +247,47 @@ def _fetch_debian(ctx: StageContext) -> _Fetched:
                     ("debian", pkg, version, st.st_size, int(st.st_mtime)))
 
 
+MIRROR_ENV = "RPROCKIT_GIT_MIRROR"
+
+
+def mirror_for(url: str, spec: str | None) -> str | None:
+    """The local mirror that replaces ``url``, or None.
+
+    Args:
+        url: the profile's ``source.git.url``.
+        spec: ``PATH`` or ``URL=PATH[,URL=PATH...]`` (``--mirror``), else the
+            value of ``$RPROCKIT_GIT_MIRROR``.
+
+    Returns:
+        The mirror path (``~`` expanded), or None when no mirror is given for ``url``.
+
+    Raises:
+        FetchError: the mirror for ``url`` is not a git repository.
+    """
+    spec = spec if spec is not None else os.environ.get(MIRROR_ENV)
+    if not spec:
+        return None
+    chosen = None
+    for item in (x.strip() for x in spec.split(",")):
+        key, sep, where = item.rpartition("=")
+        if not sep:
+            chosen = item
+        elif key == url:
+            chosen = where
+    if not chosen:
+        return None
+    path = Path(chosen).expanduser().resolve()
+    if not ((path / ".git").exists() or (path / "HEAD").is_file()):
+        raise FetchError(f"mirror {path} for {url} is not a git repository; give a clone or a "
+                         f"bare mirror of it with --mirror or ${MIRROR_ENV}")
+    return str(path)
+
+
 def _fetch_git(ctx: StageContext) -> _Fetched:
     profile, ws, runner, progress = ctx.profile, ctx.ws, ctx.runner, ctx.say
     s = profile.source
     url = _remote_url(profile)
+    source = mirror_for(url, ctx.mirror) if s.kind == "git" else None
     ref = s.git_ref or "HEAD"
     shallow = s.shallow and s.kind == "git"
     lock = _valid_lock(profile)
@@ -255,9 +299,9 @@ def _fetch_git(ctx: StageContext) -> _Fetched:
         g.init()
         g.add_remote("origin", url)
     want = lock["commit"] if lock else ref
-    progress(f"fetching {url} {want}")
+    progress(f"fetching {url} {want}" + (f" from the mirror {source}" if source else ""))
     try:
-        commit = g.fetch("origin", want, depth=1 if shallow else None)
+        commit = g.fetch(source or "origin", want, depth=1 if shallow else None)
     except CommandError as e:
         err = e.stderr_tail.strip()
         if lock:
@@ -277,7 +321,8 @@ def _fetch_git(ctx: StageContext) -> _Fetched:
 
 
 def fetch(profile: Profile, ws: Workspace, runner: Runner | None = None,
-          progress: Callable[[str], None] = lambda msg: None) -> FetchResult:
+          progress: Callable[[str], None] = lambda msg: None,
+          mirror: str | None = None) -> FetchResult:
     """Run the fetch stage alone (through the pipeline, which skips it when unchanged).
 
     Args:
@@ -285,6 +330,8 @@ def fetch(profile: Profile, ws: Workspace, runner: Runner | None = None,
         ws: the profile's workspace.
         runner: runs tar and git.
         progress: called with one-line progress messages.
+        mirror: local mirror for a ``git`` source (see :func:`mirror_for`);
+            None reads ``$RPROCKIT_GIT_MIRROR``.
 
     Returns:
         The tree and its pinned baseline commit.
@@ -296,7 +343,7 @@ def fetch(profile: Profile, ws: Workspace, runner: Runner | None = None,
     """
     from .pipeline import run_stage
 
-    ctx = StageContext(profile, ws, runner or Runner(), say=progress)
+    ctx = StageContext(profile, ws, runner or Runner(), say=progress, mirror=mirror)
     res = run_stage(STAGE, ctx)
     baseline = res.data["baseline"]
     return FetchResult(ws.src, baseline, res.skipped,

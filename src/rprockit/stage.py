@@ -35,6 +35,8 @@ class StageContext:
         cycles: verify's remoteproc reload cycles (else the profile's).
         force: rerun the stages that honour it (build, verify) even when unchanged.
         accept_new_host_key: SSH targets: record an unknown host key.
+        mirror: fetch: a local git mirror replacing the profile's URL
+            (:func:`rprockit.fetch.mirror_for`); None reads ``$RPROCKIT_GIT_MIRROR``.
     """
 
     profile: Profile
@@ -46,6 +48,7 @@ class StageContext:
     cycles: int | None = None
     force: bool = False
     accept_new_host_key: bool = False
+    mirror: str | None = None
 
     @property
     def target_env(self) -> Path | None:

@@ -315,13 +315,14 @@ class _Classifier:
         evidence["chosen"] = t.variant.name
         matched = [r for r in evidence["probes"] if r["kind"] == "present_if" and r["matched"]]
         if matched:
-            missing = [r for r in evidence["probes"]
-                       if r["kind"] == "present_if" and not r["matched"]]
+            # what is missing is what the chosen variant looks for and does not find
+            missing = [r for r in evidence["probes"] if r["kind"] == "present_if"
+                       and not r["matched"] and r["variant"] == t.variant.name]
             evidence["matched"] = sorted({_where(r) for r in matched})
             evidence["missing"] = sorted({r["probe"] for r in missing})
             evidence["adds"] = t.variant.name
-            detail = (f"present: {' | '.join(evidence['matched'])}; missing: "
-                      f"{' | '.join(evidence['missing'])}; {t.variant.name} adds it"
+            detail = (f"present: {' | '.join(evidence['matched'])} -- missing: "
+                      f"{' | '.join(evidence['missing'])} -- {t.variant.name} adds it"
                       + ("" if t.outcome == "strict" else f" ({t.detail})"))
             return self.result(t.variant, Status.PARTIALLY_PRESENT, t.outcome, detail, evidence,
                                warnings=t.warnings, output=t.output, am_options=am_opts)
