@@ -24,6 +24,11 @@ from .kernel import KernelInfo
 from .rsctable import ResourceTable, RscTableError, parse_resource_table
 from .soc import AttEntry, AttTable, SocInfo
 
+def hx(v: int) -> str:
+    """``0x%08x``: how the checks print addresses."""
+    return f"0x{v:08x}"
+
+
 #: imx_rproc_addr_init() keeps at most IMX_RPROC_MEM_MAX (32) mapped regions (imx_rproc.c:63).
 IMX_RPROC_MEM_MAX = 32
 
