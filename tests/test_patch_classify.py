@@ -229,3 +229,19 @@ def test_conflict_names_each_variant_and_dry_run_writes_nothing(tmp_path):
     # nothing in the user's tree or .git was written by the trial
     assert sorted(str(p.relative_to(gitdir)) for p in gitdir.rglob("*")) == before
     assert git(tree, "status", "--porcelain") == ""
+
+
+def test_a_line_where_nxp_made_the_bool_a_module_is_already_present(tmp_path):
+    # newer NXP lines declare "config HAVE_IMX_RPMSG / tristate" in drivers/rpmsg/Kconfig
+    # (nxp-imx/linux-imx); with a module_exit the curated fix is there in another form
+    series = load_series(Path(__file__).resolve().parents[1] / "patches" / "imx-rproc")
+    tree = kernel_tree(tmp_path / "t66", (6, 6), {
+        "drivers/rpmsg/Kconfig": ["config HAVE_IMX_RPMSG", "\ttristate \"IMX RPMSG driver\"",
+                                  "\tdefault y", "\tdepends on IMX_MBOX"],
+        "drivers/rpmsg/imx_rpmsg.c": ["rpdev->rx_ch = mbox_request_channel_byname(cl, \"rx\");",
+                                      "module_init(imx_rpmsg_init);",
+                                      "module_exit(imx_rpmsg_exit);"]})
+    r = next(r for r in classify(tree, series).results if r.fix == "loadable-imx-rpmsg")
+    assert (r.status, r.method) == (Status.ALREADY_PRESENT, "probe")
+    assert r.name.startswith("nxp-6.1/")  # the nearest line's variant is asked first
+    assert "drivers/rpmsg/Kconfig:1: config HAVE_IMX_RPMSG" in r.detail
