@@ -142,7 +142,7 @@ def test_no_known_failure_report_names_what_it_needs(tmp_path):
     text = diag.render()
     assert diag.verdict == "no-known-failure" and diag.exit_code == 0
     assert "no known failure" in text and "boot.vector" in text and "mcore_booted" in text
-    assert "is this the whole log" not in text
+    assert "is this the whole log" not in text and "does not prove it executes" in text
 
 
 def test_facts_bundle_is_read(tmp_path):
@@ -235,3 +235,25 @@ def test_cli_exit_codes_and_json(tmp_path):
         res = run_cli(*args)
         assert res.returncode == 2, (args, res.stdout, res.stderr)
         assert msg in res.stderr and "Traceback" not in res.stderr
+
+
+def test_knowledge_base_rules_are_validated(tmp_path):
+    from rprockit.errors import InvalidFileError
+    from rprockit.verify.signatures import LogContext, Variant, load
+
+    bad = tmp_path / "kb.yaml"
+    bad.write_text("format: 1\nsignatures:\n"
+                   "  - id: a\n    regex: 'xxx'\n    cause: aaaaaaaaaaaa\n    remedy: bbbbbbbbbbbb\n"
+                   "    fix: 'setting: x'\n    source: s s s\n    example: 'xxx'\n"
+                   "    supersedes: [nope]\n    families: [imx9]\n")
+    with pytest.raises(InvalidFileError) as e:
+        load(bad)
+    assert "families[0]" in str(e.value)
+    bad.write_text(bad.read_text().replace("    families: [imx9]\n", ""))
+    with pytest.raises(InvalidFileError, match="no entry 'nope'"):
+        load(bad)
+    # a variant holds only when the log reveals what it is conditioned on
+    v = Variant({"kernel": ">=5.13", "family": ["imx8m"]}, "remedy text")
+    assert v.holds(LogContext(family="imx8m", kernel=(6, 1)))
+    assert not v.holds(LogContext(family="imx8m", kernel=(5, 4)))
+    assert not v.holds(LogContext(family="imx8m"))  # kernel unknown: default remedy

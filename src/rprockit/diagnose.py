@@ -161,7 +161,11 @@ class Diagnosis:
             out.append(f"  source: {m.source}")
         if not self.findings:
             out.append("\nno known failure in this log.")
-            if not any(_UP_RE.search(ln) for ln in self.input.lines):
+            if any(_UP_RE.search(ln) for ln in self.input.lines):
+                out.append("  remoteproc says the core is up; that does not prove it executes the "
+                           "firmware (a DDR-linked vector table, gated clocks): the pre-flight "
+                           "checks and the target facts below can tell.")
+            else:
                 out.append("  (no remoteproc start or attach line either: is this the whole log?)")
         if self.preflight is not None:
             bad = [ch for ch in self.preflight.get("checks", []) if ch["status"] != "pass"]
