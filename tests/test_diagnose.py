@@ -24,6 +24,7 @@ from rprockit.diagnose import MAX_LOG_BYTES, diagnose, diagnose_log, parse_text,
 from rprockit.errors import ProfileError, UserError
 from rprockit.verify.signatures import soc_table
 from rprockit.yamlfile import validate
+from sshd_fixture import sshd  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "tests" / "data" / "field-logs"
@@ -257,3 +258,29 @@ def test_knowledge_base_rules_are_validated(tmp_path):
     assert v.holds(LogContext(family="imx8m", kernel=(6, 1)))
     assert not v.holds(LogContext(family="imx8m", kernel=(5, 4)))
     assert not v.holds(LogContext(family="imx8m"))  # kernel unknown: default remedy
+
+
+# -- live over SSH, against a real sshd on loopback (this host is the target) ----------------
+def test_collect_from_target_over_ssh(tmp_path, sshd):  # noqa: F811
+    """The host stands in for a board reached over SSH: no device tree, no remoteproc,
+    so the log must name no failure; the SSH path, the facts and the bundle are real."""
+    from rprockit.diagnose import collect_from_target
+
+    kh = tmp_path / "known_hosts"
+    kh.write_text(sshd.known_hosts_line + "\n")
+    env = tmp_path / "board.yaml"
+    env.write_text(yaml.safe_dump({"targets": {"main": {
+        "resources": {"NetworkService": {"address": sshd.host, "port": sshd.port,
+                                         "username": sshd.user}},
+        "drivers": {"SSHDriver": {"keyfile": str(sshd.user_key)}},
+        "options": {"rprockit": {"known_hosts": str(kh)}}}}}))
+    log, facts = collect_from_target(env)
+    assert log.kind == "facts" and log.source == f"target:{env}"
+    assert facts["release"] == os.uname().release and facts["devicetree"] is False
+    diag = diagnose(log, facts=facts)
+    assert diag.failures == [] and diag.facts is not None and diag.needs["facts"] == []
+    validate(diag.to_dict(), "diagnose", source="ssh")
+    # an unknown host key is refused, not accepted (exit 2 through the task)
+    kh.write_text("")
+    res = run_cli("-", "--target", str(env))
+    assert res.returncode == 2 and "host key" in res.stderr.lower(), res.stderr
