@@ -245,3 +245,23 @@ def test_a_line_where_nxp_made_the_bool_a_module_is_already_present(tmp_path):
     assert (r.status, r.method) == (Status.ALREADY_PRESENT, "probe")
     assert r.name.startswith("nxp-6.1/")  # the nearest line's variant is asked first
     assert "drivers/rpmsg/Kconfig:1: config HAVE_IMX_RPMSG" in r.detail
+
+
+def test_check_mode_neither_recovers_nor_writes_into_git(tmp_path):
+    import json
+
+    sdir, _, _ = _elf_series(tmp_path)
+    series = load_series(sdir)
+    tree = kernel_tree(tmp_path / "t515", (5, 15), {ELF: LOADER_515})
+    write(tree, "README", ["a commit after an interrupted run"])
+    git(tree, "add", "-A")
+    git(tree, "commit", "-qm", "second")
+    head = git(tree, "rev-parse", "HEAD")
+    state = tree / ".git" / "rprockit-patch-state.json"
+    state.write_text(json.dumps({"start": git(tree, "rev-parse", "HEAD~1"), "clean": True,
+                                 "branch": "refs/heads/main"}))
+    report = apply_series(tree, series, check=True)
+    assert git(tree, "rev-parse", "HEAD") == head and state.is_file()
+    assert any("interrupted patch run" in w for w in report.warnings)
+    assert report.results[0].status is Status.PARTIALLY_PRESENT
+    assert not (tree / ".git" / "rprockit-patch-report.json").exists()

@@ -192,7 +192,8 @@ def apply_series(tree: Path, series: Series, family: str | None = None,
         runner: command runner (default :class:`~rprockit.runner.Runner`).
         check: classify only (dry run); never raises for conflicts.
         report_dir: where ``patch-report.json`` and ``patch-report.txt`` go;
-            default ``<git dir>/rprockit-patch-report.{json,txt}``.
+            default ``<git dir>/rprockit-patch-report.{json,txt}`` (a dry run
+            without ``report_dir`` writes none: it never writes to the tree).
 
     Returns:
         The :class:`PatchReport` (``start``/``end`` commits, per-patch status).
@@ -206,7 +207,9 @@ def apply_series(tree: Path, series: Series, family: str | None = None,
     """
     tree = Path(tree).resolve()
     git = Git(tree, runner or Runner())
-    recovered = recover(git)
+    # a dry run never writes to the tree: an interrupted run is reported, not undone
+    recovered = recover(git) if not check else None
+    pending = check and read_state(git) is not None
     info = detect_family(tree, family)
     if not check:
         _check_tree(git)
@@ -217,6 +220,9 @@ def apply_series(tree: Path, series: Series, family: str | None = None,
                          warnings=list(series.warnings) + family_warnings(info))
     if recovered:
         report.warnings.append(f"recovered an interrupted run: tree reset to {recovered}")
+    if pending:
+        report.warnings.append(f"an interrupted patch run left {git.git_dir() / STATE_FILE}; "
+                               "it is undone by the next run without --check")
     if check and git.dirty():
         report.warnings.append("tree has uncommitted changes; patches were checked against HEAD")
     report.results = classify_on(git, series, info)
@@ -235,4 +241,5 @@ def apply_series(tree: Path, series: Series, family: str | None = None,
                                   f"reset to {report.start}", report) from e
         return report
     finally:
-        _write_report(report, git, report_dir)
+        if report_dir is not None or not check:
+            _write_report(report, git, report_dir)
