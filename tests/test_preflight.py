@@ -290,6 +290,23 @@ def test_rsc_table_region_smaller_than_the_table_fails(built, tmp_path):
     assert c.status == "fail" and "0xb80ff000+0x20" in c.message and "imx_rproc.c:642" in c.message
 
 
+def test_vring_region_the_m_core_cannot_address_fails(built, tmp_path):
+    # vdev0vring1 moved into TCM at system 0x007F8000: imx_rproc gives the firmware that
+    # number as the vring's device address, and no i.MX8MQ ATT entry holds device 0x007F8000
+    dts = (FIX / "imx8mm-evk-rpmsg.dts").read_text().replace(
+        "vdev0vring1@b8008000 {\n\t\t\treg = <0 0xb8008000 0 0x8000>;",
+        "vdev0vring1@7f8000 {\n\t\t\treg = <0 0x007f8000 0 0x8000>;")
+    assert "0x007f8000" in dts
+    (tmp_path / "imx8m-base.dtsi").write_text((FIX / "imx8m-base.dtsi").read_text())
+    (tmp_path / "tcm-vring.dts").write_text(dts)
+    Runner().run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", tmp_path / "tcm-vring.dtb",
+                  tmp_path / "tcm-vring.dts"])
+    rep = check_firmware(built["m4_tcm"], "imx8mm", dtb=tmp_path / "tcm-vring.dtb")
+    c = rep.by_id("dt.vdev_regions")
+    assert c.status == "fail" and "vdev0vring1" in c.message
+    assert "device address 0x007f8000" in c.message and "cannot reach" in c.message
+
+
 def test_ddr_only_image_fails(built):
     # MIMX8MM6xxxxx_cm4_ddr_ram.ld: nothing at the TCML boot address, and the DDR it uses is
     # reserved (m4@80000000) but not listed in the cm node's memory-region.

@@ -239,6 +239,8 @@ def check_vdev_regions(m: Model) -> list[Check]:
             elif r.reg and ring.da != FW_RSC_ADDR_ANY and ring.da != r.reg[0]:
                 problems.append(f"vring {k} da {_hx(ring.da)} differs from {name} at "
                                 f"{_hx(r.reg[0])}: \"Registered carveout doesn't fit da request\"")
+            elif r.reg and (seen := firmware_view(m, r.reg[0], r.reg[1])):
+                problems.append(f"{name}: {seen}")
     if problems:
         return [Check(cid, title, FAIL, "; ".join(problems + warns) + ".",
                       "size each vdevNvringM region for its vring (PAGE_ALIGN(vring_size(num, "
@@ -249,6 +251,27 @@ def check_vdev_regions(m: Model) -> list[Check]:
                       "memory-region")]
     return [Check(cid, title, PASS, "vring regions are present, at the vrings' device addresses "
                   "and large enough for the firmware's vdev(s).")]
+
+
+def firmware_view(m: Model, sys: int, size: int) -> str:
+    """Why the M core cannot use a shared region at the address Linux gives it, or "".
+
+    imx_rproc registers memory-region carveouts with ``da = rmem->base`` (imx_rproc_prepare:
+    "i.MX use same map"), and rproc_alloc_vring() writes that da into the vring entry, so
+    the firmware accesses the system address as a device address.  That works only where the
+    ATT maps the address to itself (first match, strict end, as imx_rproc_da_to_sys()).
+    """
+    hit = m.att.da_to_sys(sys, size)
+    if hit is None:
+        return (f"the firmware is told device address {_hx(sys)} (imx_rproc sets da = the "
+                f"system address), which no {m.soc.name} ATT entry translates for 0x{size:x} "
+                "bytes: the M core cannot reach the region")
+    entry, seen = hit
+    if seen != sys:
+        return (f"the firmware is told device address {_hx(sys)} (imx_rproc sets da = the "
+                f"system address), which ATT \"{entry.name}\" maps to system {_hx(seen)}: the "
+                "M core reads other memory")
+    return ""
 
 
 def rpmsg_buffer_bytes(num: int) -> int:
@@ -330,6 +353,10 @@ def check_vdev_buffer(m: Model) -> list[Check]:
                             f"0x{need:x} bytes needed ({sizes}): dma_alloc_coherent() fails and "
                             "rpmsg_probe() returns -ENOMEM, so no RPMsg channel appears. (A "
                             "per-device pool does not fall back to other memory.){note}")
+        elif r.reg and (seen := firmware_view(m, r.reg[0], r.reg[1])):
+            out_fail.append(f"vdev {i}: the buffers come from {how}, \"{r.name}\", but the "
+                            "vring descriptors carry their system addresses and "
+                            + seen.replace("the firmware is told", "the firmware reads") + ".")
         else:
             out_pass.append(f"vdev {i}: the buffers come from {how}, \"{r.name}\" "
                             f"(0x{size:x} bytes) holds the 0x{need:x} bytes needed ({sizes})."
