@@ -265,3 +265,20 @@ def test_check_mode_neither_recovers_nor_writes_into_git(tmp_path):
     assert any("interrupted patch run" in w for w in report.warnings)
     assert report.results[0].status is Status.PARTIALLY_PRESENT
     assert not (tree / ".git" / "rprockit-patch-report.json").exists()
+
+
+def test_patch_tree_detects_the_family_of_the_tree_given(tmp_path):
+    from rprockit.patch.stage import check_series
+    from rprockit.profile import load_profile
+    from rprockit.runner import Runner
+    from rprockit.workspace import Workspace
+
+    root = Path(__file__).resolve().parents[1]
+    profile = load_profile(root / "kernel_configs" / "profiles" / "imx7d-mainline-6.1.yaml")
+    assert profile.source.family == "mainline"
+    tree = kernel_tree(tmp_path / "t515", (5, 15), {ELF: LOADER_515})
+    (report,) = check_series(profile, Workspace(tmp_path / "ws", profile.name), Runner(),
+                             tree, check=True)
+    assert (report.family, report.version) == ("nxp-5.15", "5.15")
+    elf = next(r for r in report.results if r.fix == "elf-segment-loading")
+    assert elf.status is Status.PARTIALLY_PRESENT and elf.name.startswith("nxp-5.15/")
