@@ -17,6 +17,7 @@ Defaults shared by the tasks live in the ``rprockit`` configuration section
 
 from __future__ import annotations
 
+import errno
 import functools
 import json as _json
 import os
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 from invoke import Collection, Context, Exit, ParseError, Program, task
 
 from . import __version__
-from .errors import UserError
+from .errors import InvalidValueError, UserError
 from .profile import DEFAULT_PROFILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,50 @@ def _root() -> Path:
     if (cwd / "kernel_configs" / "profiles").is_dir():
         return cwd
     return PROJECT_ROOT
+
+
+#: OS errors that come from the machine, not from rprockit: errno -> what to do.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "the file system is full: free space (df -h) and run again",
+    errno.EDQUOT: "the disk quota is exceeded: free space and run again",
+    errno.EROFS: "the file system is read-only: use a writable directory",
+    errno.EACCES: "permission denied: check the owner and mode of the path",
+    errno.EPERM: "operation not permitted: check the owner and mode of the path",
+    errno.EIO: "an I/O error: check the disk (dmesg)",
+}
+
+
+def cycles_value(value: Any) -> int | None:
+    """``--cycles``: None (the profile's) or an integer >= 1.
+
+    Raises:
+        InvalidValueError: not an integer, or < 1.
+    """
+    if value in (None, ""):
+        return None
+    try:
+        n = int(str(value), 10)
+    except ValueError:
+        raise InvalidValueError("--cycles", value, "a positive integer, e.g. --cycles 3") \
+            from None
+    if n < 1:
+        raise InvalidValueError("--cycles", value, "a positive integer, e.g. --cycles 3")
+    return n
+
+
+def _out_file(value: str, option: str) -> Path:
+    """A file path to write: its directory must exist, and it must not be a directory.
+
+    Raises:
+        InvalidValueError: naming the option and the path.
+    """
+    p = Path(value).expanduser()
+    if p.is_dir():
+        raise InvalidValueError(option, value, "a file name, not a directory")
+    if not p.resolve().parent.is_dir():
+        raise InvalidValueError(option, value, f"a file in an existing directory "
+                                f"({p.resolve().parent} does not exist)")
+    return p
 
 
 def user_errors(fn: F) -> F:
@@ -66,6 +111,13 @@ def user_errors(fn: F) -> F:
         except UserError as e:
             print(f"rprockit: error: {e}", file=sys.stderr)
             raise Exit(code=e.exit_code) from None
+        except OSError as e:
+            if e.errno not in _ENVIRONMENT_ERRNOS:
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            print(f"rprockit: error: {where}{e.strerror}; {_ENVIRONMENT_ERRNOS[e.errno]}",
+                  file=sys.stderr)
+            raise Exit(code=2) from None
         except KeyboardInterrupt:
             print("rprockit: interrupted", file=sys.stderr)
             raise Exit(code=130) from None
@@ -74,7 +126,7 @@ def user_errors(fn: F) -> F:
 
 
 def _context(c: Context, profile: str | None, workspace: str | None,
-             target: str | None = None, cycles: int = 0, force: bool = False,
+             target: str | None = None, cycles: Any = None, force: bool = False,
              verbose: bool = False, accept_new_host_key: bool = False,
              mirror: str | None = None):
     """The stage context for the profile and workspace given (or configured)."""
@@ -85,16 +137,18 @@ def _context(c: Context, profile: str | None, workspace: str | None,
     from .workspace import Workspace, default_root
 
     cfg = c.config.get("rprockit", {}) if c is not None else {}
-    if cycles < 0:
-        raise UserError(f"--cycles {cycles}: give a positive number of reload cycles")
+    n_cycles = cycles_value(cycles)
     prof = load_profile(find_profile(profile or cfg.get("profile") or DEFAULT_PROFILE, _root()))
     ws_dir = workspace or cfg.get("workspace")
-    root = Path(ws_dir).resolve() if ws_dir else default_root()
+    root = Path(ws_dir).expanduser().resolve() if ws_dir else default_root()
+    if root.exists() and not root.is_dir():
+        raise InvalidValueError("--workspace" if workspace else "rprockit.workspace",
+                                str(ws_dir or root), "a directory (it is a file)")
     runner = Runner(echo=(lambda line: print(f"  $ {line}", file=sys.stderr)) if verbose else None)
     return StageContext(prof, Workspace(root, prof.name), runner,
                         say=functools.partial(print, flush=True), progress=Progress("rprockit"),
                         target=Path(target).resolve() if target else None,
-                        cycles=cycles or None, force=force,
+                        cycles=n_cycles, force=force,
                         accept_new_host_key=accept_new_host_key, mirror=mirror)
 
 
@@ -140,7 +194,8 @@ def patch(c, profile=None, workspace=None, check=False, tree=None):
     from .patch.stage import check_series
 
     reports = check_series(ctx.profile, ctx.ws, ctx.runner,
-                           Path(tree).resolve() if tree else None, check=check)
+                           Path(tree).expanduser().resolve() if tree else None, check=check,
+                           say=functools.partial(print, file=sys.stderr, flush=True))
     for rep in reports:
         print(rep.render())
     if any(rep.failed for rep in reports):
@@ -148,27 +203,38 @@ def patch(c, profile=None, workspace=None, check=False, tree=None):
 
 
 @task(name="patch-matrix", iterable=["tree"],
-      help={"series": "series directory (default patches/imx-rproc)",
+      help={"series": "series directory, relative to the current directory (default: the "
+                      "project's patches/imx-rproc)",
             "tree": "LABEL=PATH of a kernel git tree; repeat for each tree",
             "json_out": "also write the matrix as JSON to this file"})
 @user_errors
-def patch_matrix(c, series="patches/imx-rproc", tree=None, json_out=None):
+def patch_matrix(c, series=None, tree=None, json_out=None):
     """Print the patch x tree applicability matrix (dry run on every tree)."""
+    from .files import write_text_atomic
     from .patch import load_series, matrix
 
-    trees = {}
+    trees: dict[str, Path] = {}
     for spec in tree or []:
         label, _, path = spec.partition("=")
-        if not path:
+        if not path or not label:
             raise UserError(f"--tree '{spec}' must be LABEL=PATH, e.g. nxp-5.4=~/src/linux-imx")
-        trees[label] = Path(path).expanduser().resolve()
+        if label in trees:
+            raise UserError(f"--tree label '{label}' is given twice ({trees[label]} and "
+                            f"{path}); give each tree its own label")
+        p = Path(path).expanduser().resolve()
+        if not p.is_dir():
+            raise UserError(f"--tree {spec}: {p} " + ("is not a directory" if p.exists() else
+                            "does not exist") + "; give the top of a kernel git tree")
+        trees[label] = p
     if not trees:
         raise UserError("give at least one --tree LABEL=PATH")
-    series_dir = Path(series) if Path(series).is_absolute() else _root() / series
+    out = _out_file(json_out, "--json-out") if json_out else None
+    series_dir = Path(series).expanduser().resolve() if series else \
+        _root() / "patches" / "imx-rproc"
     m = matrix(trees, load_series(series_dir))
     print(m.render())
-    if json_out:
-        Path(json_out).write_text(_json.dumps(m.to_dict(), indent=2))
+    if out is not None:
+        write_text_atomic(out, _json.dumps(m.to_dict(), indent=2) + "\n")
 
 
 @task(help=HELP)
@@ -237,7 +303,7 @@ def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=F
             "facts": "only collect the target facts report; change nothing on the target",
             "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
-def verify(c, profile=None, workspace=None, target=None, cycles=0, facts=False,
+def verify(c, profile=None, workspace=None, target=None, cycles=None, facts=False,
            accept_new_host_key=False):
     """Run the on-target suite (boots the emulated board when the target is QEMU)."""
     ctx = _context(c, profile, workspace, target=target, cycles=cycles,
@@ -267,6 +333,9 @@ def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=
 
     if not target:
         raise UserError("deploy needs --target: a labgrid environment file or [user@]host[:port]")
+    if rollback and force:
+        raise UserError("--force overrides the kernel release check of a deploy; a --rollback "
+                        "restores the previous set as it was, so drop --force")
     tgt = load_target(target)
     if rollback:
         res = deploy_mod.rollback(tgt, reload=reload, accept_new_host_key=accept_new_host_key)
@@ -338,7 +407,7 @@ def deploy_artifacts(artifacts: Path):
 @task(name="all", help={**HELP, "skip": "comma-separated stages to skip, e.g. verify",
                         "cycles": CYCLES_HELP, "mirror": MIRROR_HELP})
 @user_errors
-def all_(c, profile=None, workspace=None, skip="", cycles=0, mirror=None):
+def all_(c, profile=None, workspace=None, skip="", cycles=None, mirror=None):
     """Run every stage in order: fetch, patch, configure, build, preflight, verify."""
     results = _run(_context(c, profile, workspace, cycles=cycles, mirror=mirror), "verify",
                    skip=skip)

@@ -28,21 +28,64 @@ class InvalidFileError(UserError):
         problems: ``(key_path, line, message)`` tuples; line is 1-based or None.
     """
 
+    #: At most this many problems are shown, each cut to :attr:`MAX_PROBLEM` characters.
+    MAX_SHOWN = 30
+    MAX_PROBLEM = 300
+
     def __init__(self, path: str, problems: list[tuple[str, int | None, str]]):
         self.path = str(path)
         self.problems = problems
         lines = [
-            f"{self.path}:{line if line else '?'}: {key or '<top>'}: {msg}"
-            for key, line, msg in problems
+            _cut(f"{self.path}:{line if line else '?'}: {key or '<top>'}: {msg}",
+                 self.MAX_PROBLEM)
+            for key, line, msg in problems[: self.MAX_SHOWN]
         ]
+        if len(problems) > self.MAX_SHOWN:
+            lines.append(f"... and {len(problems) - self.MAX_SHOWN} more problem(s)")
         super().__init__(
-            f"invalid file {self.path} ({len(problems)} problem(s)):\n  "
+            f"invalid file {_cut(self.path, 300)} ({len(problems)} problem(s)):\n  "
             + "\n  ".join(lines)
         )
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class UnreadableFileError(InvalidFileError):
+    """An input file is missing, not a regular file, too large, or not text.
+
+    Args:
+        path: the file.
+        what: what it is (``profile``, ``firmware ELF``).
+        problem: what is wrong (``is a FIFO, not a regular file``).
+        fix: what to do.
+    """
+
+    def __init__(self, path: Path, what: str, problem: str, fix: str):
+        self.path, self.problem = str(path), problem
+        self.problems = [("", None, problem)]
+        UserError.__init__(self, f"{what} {_cut(str(path), 300)} {problem}; {fix}")
+
+
 #: Former name of :class:`InvalidFileError`, from when only profiles were validated.
 ProfileError = InvalidFileError
+
+
+class InvalidValueError(UserError):
+    """A value from a profile, lock file or the command line is not acceptable.
+
+    Args:
+        what: where the value came from (``source.git.ref``, ``--cycles``, a file).
+        value: the value (shown shortened to 200 characters).
+        expected: what would be accepted.
+    """
+
+    def __init__(self, what: str, value: object, expected: str):
+        self.what, self.value = what, value
+        shown = repr(value)
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
+        super().__init__(f"{what}: {shown} is not valid; expected {expected}")
 
 
 class ToolMissingError(UserError):

@@ -32,13 +32,21 @@ from pathlib import Path
 
 import yaml
 
-from .errors import CommandError, DirtyTreeError, FetchError, UserError
+from .errors import (
+    CommandError,
+    DirtyTreeError,
+    FetchError,
+    InvalidFileError,
+    InvalidValueError,
+    UserError,
+)
 from .files import write_text_atomic
-from .git import IDENTITY, Git
+from .git import IDENTITY, Git, check_commit, check_ref, check_url
 from .profile import Profile
 from .runner import Runner, require_tool
 from .stage import Outcome, Stage, StageContext
 from .workspace import Workspace
+from .yamlfile import parse
 
 __all__ = ["STAGE", "DirtyTreeError", "FetchResult", "fetch", "lock_path", "read_lock",
            "write_lock"]
@@ -70,13 +78,37 @@ def lock_path(profile: Profile) -> Path:
 
 
 def read_lock(profile: Profile) -> dict | None:
+    """The lock file's ``source`` pin (``url``, ``ref``, ``commit``), or None when absent.
+
+    Raises:
+        InvalidFileError: the lock file is not a readable YAML mapping with a
+            ``source`` mapping whose ``commit`` is 40 hex and ``ref`` a valid ref
+            (the message names the file and says to delete it to re-resolve).
+    """
     p = lock_path(profile)
-    if not p.is_file():
+    if not p.exists():
         return None
-    data = yaml.safe_load(p.read_text()) or {}
-    src = data.get("source") or {}
+    fix = f"delete {p} to re-resolve the profile's ref"
+    data, lines = parse(p)
+    src = data.get("source") if isinstance(data, dict) else None
+    if not isinstance(src, dict) or not src:
+        raise InvalidFileError(str(p), [("source", 1, f"no 'source' mapping; {fix}")])
     # an all-digit sha would load as an int
-    return {k: str(v) for k, v in src.items()} or None
+    lock = {str(k): str(v) for k, v in src.items()}
+    problems = []
+    for key in ("url", "ref", "commit"):
+        if key not in lock:
+            problems.append((f"source.{key}", lines.get(("source",)), f"missing; {fix}"))
+    if not problems:
+        try:
+            check_commit(lock["commit"], "commit")
+            check_ref(lock["ref"], "ref")
+            check_url(lock["url"], "url")
+        except InvalidValueError as e:
+            problems.append((f"source.{e.what}", lines.get(("source", e.what)), f"{e}; {fix}"))
+    if problems:
+        raise InvalidFileError(str(p), problems)
+    return lock
 
 
 def write_lock(profile: Profile, data: dict) -> None:
@@ -171,14 +203,59 @@ def precheck(ctx: StageContext) -> None:
         DirtyTreeError: the tree in the workspace has local changes.
     """
     p = ctx.profile
-    url = _remote_url(p)
-    if p.source.kind == "path" and not (Path(url) / ".git").exists() \
-            and not Path(url, "HEAD").exists():
-        raise FetchError(f"source.path {url} is not a git repository "
-                         f"(profile {p.file}, line {p.line_of('source', 'path')})")
+    if p.source.kind != "debian":
+        _check_source(p, ctx.runner)
     g = Git(ctx.ws.src, ctx.runner)
+    if ctx.ws.src.exists() and not ctx.ws.src.is_dir():
+        raise FetchError(f"{ctx.ws.src} exists and is not a directory; remove it")
     if g.is_repo():
+        # a patch run that was killed left its state: recover it (or refuse) first
+        from .patch.apply import recover
+
+        recover(ctx.ws.src, ctx.runner, ctx.say)
         g.require_clean()
+        if p.source.kind != "debian":
+            origin = g.remote_url("origin")
+            url = _remote_url(p)
+            if origin != url:
+                raise FetchError(
+                    f"the workspace tree {ctx.ws.src} was fetched from {origin or 'no origin'}, "
+                    f"but profile {p.file} now names {url}; rprockit never mixes two sources "
+                    f"in one tree: remove it (rm -rf {ctx.ws.src}) to fetch {url} fresh, or "
+                    "use another --workspace")
+
+
+def _check_source(p: Profile, runner: Runner) -> None:
+    """Validate the URL, ref and local path of a git or path source before any command.
+
+    Raises:
+        InvalidValueError: the URL or ref is not acceptable (no option, no ``ext::``).
+        FetchError: ``source.path`` is not a git repository, or it has uncommitted
+            changes to tracked files (they would be left out of the build).
+    """
+    where = f"profile {p.file}, line {p.line_of('source')}"
+    if p.source.git_ref is not None:
+        try:
+            check_ref(p.source.git_ref, "source.git.ref", runner)
+        except InvalidValueError as e:
+            raise InvalidValueError(f"source.git.ref ({where})", e.value,
+                                    "a branch, tag or full commit id") from None
+    if p.source.kind == "git":
+        check_url(p.source.git_url, f"source.git.url ({where})")
+        return
+    path = Path(_remote_url(p))
+    if not (path / ".git").exists() and not (path / "HEAD").exists():
+        raise FetchError(f"source.path {path} is not a git repository "
+                         f"(profile {p.file}, line {p.line_of('source', 'path')})")
+    local = Git(path, runner)
+    if (path / ".git").exists():
+        changes = local.dirty(refresh=False)
+        if changes:
+            shown = "\n  ".join(changes[:20])
+            raise FetchError(
+                f"source.path {path} has {len(changes)} uncommitted change(s) to tracked files; "
+                f"the build uses its commits only, so they would be left out:\n  {shown}\n"
+                f"Commit them (git -C {path} commit -a) or stash them, and run again.")
 
 
 def run(ctx: StageContext) -> Outcome:
@@ -291,17 +368,52 @@ def _fetch_git(ctx: StageContext) -> _Fetched:
     ref = s.git_ref or "HEAD"
     shallow = s.shallow and s.kind == "git"
     lock = _valid_lock(profile)
-    g = Git(ws.src, runner)
-    if ws.src.exists():
-        if not g.is_repo():
-            raise FetchError(f"{ws.src} exists and is not a git tree; remove it")
-    else:
-        g.init()
-        g.add_remote("origin", url)
+    fresh = not ws.src.exists()
+    tree = ws.base / f"src.partial-{os.getpid()}" if fresh else ws.src
+    g = Git(tree, runner)
+    if not fresh and not g.is_repo():
+        raise FetchError(f"{ws.src} exists and is not a git tree; remove it")
     want = lock["commit"] if lock else ref
-    progress(f"fetching {url} {want}" + (f" from the mirror {source}" if source else ""))
     try:
-        commit = g.fetch(source or "origin", want, depth=1 if shallow else None)
+        if fresh:
+            shutil.rmtree(tree, ignore_errors=True)
+            g.init()
+            g.add_remote("origin", url)
+            if s.kind == "path":
+                _share_objects(g, Path(url), runner)
+        progress(f"fetching {url} {want}" + (f" from the mirror {source}" if source else ""))
+        commit = _fetch(g, source or "origin", want, lock, url, ref, profile,
+                        depth=1 if shallow else None)
+        if lock and commit != lock["commit"]:
+            raise FetchError(f"{url} returned {commit} for locked commit {lock['commit']}")
+        g.checkout_detached(commit)
+        if fresh:
+            os.replace(tree, ws.src)
+    except BaseException:
+        if fresh:
+            shutil.rmtree(tree, ignore_errors=True)
+        else:
+            for pack in (tree / ".git" / "objects" / "pack").glob("tmp_pack_*"):
+                pack.unlink(missing_ok=True)
+        raise
+    if not lock:
+        write_lock(profile, {"url": url, "ref": ref, "commit": commit})
+    return _Fetched(commit, f"{url} {ref}", f"{url} {ref} @ {commit[:12]}", ("git", url, commit))
+
+
+def _share_objects(g: Git, source: Path, runner: Runner) -> None:
+    """Borrow the objects of a local ``source.path`` repository (``git clone --shared``)."""
+    objects = Path(Git(source, runner).out("rev-parse", "--path-format=absolute",
+                                           "--git-path", "objects"))
+    info = g.tree / ".git" / "objects" / "info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "alternates").write_text(f"{objects}\n")
+
+
+def _fetch(g: Git, remote: str, want: str, lock: dict | None, url: str, ref: str,
+           profile: Profile, depth: int | None) -> str:
+    try:
+        return g.fetch(remote, want, depth=depth)
     except CommandError as e:
         err = e.stderr_tail.strip()
         if lock:
@@ -312,12 +424,6 @@ def _fetch_git(ctx: StageContext) -> _Fetched:
         raise FetchError(f"cannot fetch '{ref}' from {url}: {err}\nCheck the URL and ref in "
                          f"{profile.file} (line {profile.line_of('source', 'git')}) and that the "
                          "host is reachable.") from e
-    if lock and commit != lock["commit"]:
-        raise FetchError(f"{url} returned {commit} for locked commit {lock['commit']}")
-    g.checkout_detached(commit)
-    if not lock:
-        write_lock(profile, {"url": url, "ref": ref, "commit": commit})
-    return _Fetched(commit, f"{url} {ref}", f"{url} {ref} @ {commit[:12]}", ("git", url, commit))
 
 
 def fetch(profile: Profile, ws: Workspace, runner: Runner | None = None,

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from .errors import UnreadableFileError
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -52,3 +55,76 @@ def write_json_atomic(path: Path, data: Any, sort_keys: bool = True) -> None:
     Values JSON does not know (paths) are written as their ``str``.
     """
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n")
+
+
+def read_regular(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
+    """Read a regular file of at most ``limit`` bytes; refuse anything else by name.
+
+    The file is opened non-blocking (a FIFO put in its place cannot hang the
+    read), checked to be a regular file on the open descriptor, and read up to
+    ``limit + 1`` bytes, so a file whose size lies (``/proc``, a growing file)
+    is caught too.
+
+    Args:
+        path: the file.
+        limit: the largest accepted size (bytes).
+        what: what the file is (``profile``, ``firmware ELF``), for messages.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        UnreadableFileError: missing, a directory, a FIFO, socket or device, too
+            large, or unreadable (with the OS's reason).
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise UnreadableFileError(p, what, "is a directory", "give a file") from None
+    except FileNotFoundError:
+        raise UnreadableFileError(p, what, "no such file", "check the path") from None
+    except OSError as e:
+        raise UnreadableFileError(p, what, f"cannot be opened: {e.strerror}",
+                                  "check the path and its permissions") from e
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UnreadableFileError(p, what, "is a directory", "give a file")
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+            raise UnreadableFileError(p, what, f"is {kind}, not a regular file",
+                                      "give a regular file")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise UnreadableFileError(p, what, f"is larger than the {limit} bytes accepted",
+                                      "give the right file (or trim it)")
+        return b"".join(chunks)
+    except OSError as e:
+        raise UnreadableFileError(p, what, f"cannot be read: {e.strerror}",
+                                  "check the file") from e
+    finally:
+        os.close(fd)
+
+
+def decode_utf8(data: bytes, path: str | os.PathLike, what: str = "file") -> str:
+    """``data`` decoded as UTF-8.
+
+    Raises:
+        UnreadableFileError: naming the byte offset and value of the first bad byte.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UnreadableFileError(Path(path), what, "is not UTF-8 text: byte "
+                                  f"0x{data[e.start]:02x} at byte offset {e.start} (line "
+                                  f"{line}) {e.reason}",
+                                  "save it as UTF-8") from None

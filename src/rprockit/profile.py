@@ -120,6 +120,10 @@ def find_profile(name_or_path: str, root: Path) -> Path:
     p = Path(name_or_path).expanduser()
     if p.is_file():
         return p.resolve()
+    if p.exists():
+        kind = "a directory" if p.is_dir() else "not a regular file"
+        raise ProfileError(str(name_or_path), [("", None, f"is {kind}; give a profile YAML "
+                                                "file or a profile name")])
     cand = root / PROFILE_DIR / f"{name_or_path}.yaml"
     if cand.is_file():
         return cand.resolve()

@@ -42,7 +42,8 @@ from typing import Any, Literal
 import yaml
 
 from .errors import InvalidFileError
-from .yamlfile import check, line_map
+from .files import decode_utf8, read_regular
+from .yamlfile import MAX_YAML_BYTES, check, compose_checked, line_map
 
 log = logging.getLogger("rprockit.target")
 
@@ -227,8 +228,9 @@ def _from_file(path: Path, role: str, overrides: Mapping[str, Any] | None) -> Ta
     from labgrid.util.yaml import load as lg_load
 
     try:
-        text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        text = decode_utf8(read_regular(path, MAX_YAML_BYTES, "target file"), path,
+                           "target file")
+        root = compose_checked(text, path)
         try:
             data = Config(str(path)).data
         except InvalidConfigError as e:

@@ -30,6 +30,7 @@ import jsonschema
 import yaml
 
 from .errors import InvalidFileError
+from .files import decode_utf8, read_regular
 
 #: ``(key path, line, message)``: a dotted key path (``build.dtbs[0]``, ``''`` for the
 #: top), the 1-based line or None, and what is wrong.
@@ -104,9 +105,98 @@ def keypath_str(keypath: Sequence[str | int]) -> str:
     return out
 
 
+#: Largest YAML file read (bytes): far above any profile or data file rprockit ships.
+MAX_YAML_BYTES = 4 << 20
+#: Largest number of nodes once every alias is expanded (a "billion laughs" stops here).
+MAX_NODES = 200_000
+#: Deepest nesting of mappings and lists.
+MAX_DEPTH = 64
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that counts composed nodes and bounds the nesting depth."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = 0
+        self.composed = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        self.composed += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark)
+            if self.composed > MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_NODES} nodes", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _children(n: yaml.Node) -> list[yaml.Node]:
+    if isinstance(n, yaml.MappingNode):
+        return [x for kv in n.value for x in kv]
+    if isinstance(n, yaml.SequenceNode):
+        return list(n.value)
+    return []
+
+
+def _check_graph(root: yaml.Node) -> list[Problem]:
+    """Problems of a composed tree: recursive or too large alias expansion, duplicate
+    keys, keys that are not strings (each with its line)."""
+    problems: list[Problem] = []
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            on_path.discard(id(n))
+            sizes[id(n)] = 1 + sum(sizes.get(id(c), 0) for c in _children(n))
+            if sizes[id(n)] > MAX_NODES:
+                return [("", n.start_mark.line + 1, f"aliases expand to more than {MAX_NODES} "
+                         "nodes (an alias bomb?); write the values out")]
+            continue
+        if id(n) in sizes:
+            continue
+        if id(n) in on_path:
+            return [("", n.start_mark.line + 1, "an alias refers to a node that contains it "
+                     "(recursive alias)")]
+        on_path.add(id(n))
+        stack.append((n, True))
+        stack.extend((c, False) for c in _children(n) if id(c) not in sizes)
+        if isinstance(n, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for k, _v in n.value:
+                line = k.start_mark.line + 1
+                if not isinstance(k, yaml.ScalarNode) or k.tag != "tag:yaml.org,2002:str":
+                    if k.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    shown = k.value if isinstance(k, yaml.ScalarNode) else "a " + k.id
+                    problems.append(("", line, f"key {str(shown)[:60]!r} is not a string "
+                                     "(quote it)"))
+                    continue
+                if k.value in seen:
+                    problems.append((str(k.value)[:60], line, f"duplicate key '{k.value!s:.60}'"
+                                     f" (first at line {seen[k.value]}); keep one"))
+                else:
+                    seen[k.value] = line
+        if len(problems) > 100:
+            break
+    return problems
+
+
 def parse_text(text: str, source: str | Path,
                error: type[InvalidFileError] = InvalidFileError) -> tuple[Any, Lines]:
-    """Parse YAML ``text`` (safe loader).
+    """Parse YAML ``text`` (safe loader, bounded).
+
+    Bounds: at most :data:`MAX_NODES` nodes with aliases expanded, nesting at
+    most :data:`MAX_DEPTH` deep.  Duplicate keys, recursive aliases and keys
+    that are not strings are errors.
 
     Args:
         text: the YAML document.
@@ -117,34 +207,67 @@ def parse_text(text: str, source: str | Path,
         ``(data, lines)``.
 
     Raises:
-        InvalidFileError: not valid YAML (with the line of the problem).
+        InvalidFileError: not valid YAML, or one of the problems above (with lines).
     """
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        problems = _check_graph(node) if node is not None else []
+        if problems:
+            raise error(str(source), problems)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise error(str(source), [("", line, f"not valid YAML: {getattr(e, 'problem', e)}")]) \
             from e
+    except RecursionError:
+        raise error(str(source), [("", None, "nested too deeply")]) from None
+    finally:
+        loader.dispose()
     return data, line_map(node)
+
+
+def compose_checked(text: str, source: str | Path) -> yaml.Node | None:
+    """Compose ``text`` (no construction: custom tags such as labgrid's ``!template``
+    pass) under the same bounds and key rules as :func:`parse_text`.
+
+    Raises:
+        InvalidFileError: not valid YAML, or bounds or key rules broken.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InvalidFileError(str(source), [("", mark.line + 1 if mark else None,
+                                              f"not valid YAML: {getattr(e, 'problem', e)}")]) \
+            from e
+    except RecursionError:
+        raise InvalidFileError(str(source), [("", None, "nested too deeply")]) from None
+    finally:
+        loader.dispose()
+    problems = _check_graph(node) if node is not None else []
+    if problems:
+        raise InvalidFileError(str(source), problems)
+    return node
 
 
 def parse(path: str | Path,
           error: type[InvalidFileError] = InvalidFileError) -> tuple[Any, Lines]:
     """Read and parse the YAML file ``path`` without validating it.
 
+    The file must be a regular UTF-8 file of at most :data:`MAX_YAML_BYTES`.
+
     Returns:
         ``(data, lines)``.
 
     Raises:
-        InvalidFileError: unreadable, or not valid YAML.
+        InvalidFileError: unreadable, not a regular file, too large, not UTF-8
+            (with the byte offset), or not valid YAML.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise error(str(path), [("", None, f"cannot read: {e.strerror}")]) from e
+    text = decode_utf8(read_regular(path, MAX_YAML_BYTES, "YAML file"), path, "YAML file")
     return parse_text(text, path, error)
 
 
@@ -173,7 +296,14 @@ def _message(err: jsonschema.ValidationError, data: Any) -> str:
             and "format" not in data and "format" in (value or ()):
         fmt = _sub_schema(err).get("properties", {}).get("format", {}).get("const", 1)
         return f"missing 'format' key; add 'format: {fmt}'"
-    return err.message
+    if err.validator == "oneOf" and isinstance(value, list) \
+            and all(isinstance(v, dict) and set(v) == {"required"} for v in value):
+        req: list[str] = [n for v in value for n in v["required"]]
+        given: list[str] = [n for n in req if isinstance(err.instance, dict) and n in err.instance]
+        return (f"give exactly one of {', '.join(req)}"
+                + (f" (found {' and '.join(given)})" if given else " (found none)"))
+    text = str(err.message)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def check(data: Any, schema_name: str, lines: Mapping[tuple, int] | None = None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..runner import Runner
-from .apply import apply_series, recover
+from .apply import apply_all, apply_series, recover
 from .classify import classify
 from .errors import PatchApplyError, SeriesFormatError, TreeStateError
 from .report import Matrix, PatchReport, PatchResult, Status
@@ -49,5 +49,5 @@ def matrix(trees: dict[str, Path], series: Series, runner: Runner | None = None,
 __all__ = [
     "META_SCHEMA", "Matrix", "PatchApplyError", "PatchEntry", "PatchReport", "PatchResult",
     "Probe", "Series", "SeriesFormatError", "Status", "TreeInfo", "TreeStateError",
-    "apply_series", "classify", "detect_family", "load_series", "matrix", "recover",
+    "apply_all", "apply_series", "classify", "detect_family", "load_series", "matrix", "recover",
 ]

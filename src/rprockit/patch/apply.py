@@ -1,103 +1,77 @@
-"""Apply a series atomically with ``git am --3way``, one commit per patch.
+"""Apply series atomically with ``git am --3way``, one commit per patch.
 
-Atomicity: the start commit (and branch) is recorded in
-``.git/rprockit-patch-state.json`` before the first ``git am``.  Any failure,
-``KeyboardInterrupt`` included, runs ``git am --abort`` and
-``git reset --hard <start>`` (the tree was checked clean before starting),
-then removes the state file.  If the process dies before that, the next run
-finds the state file and does the same recovery first.
+Atomicity: one :class:`~rprockit.patch.txn.Transaction` spans every series of
+a run.  It records in ``.git/rprockit-patch-state.json`` the process (pid and
+start time), the start commit and branch, and each commit ``git am`` makes.
+Any failure, ``KeyboardInterrupt`` included, in any series runs ``git am
+--abort`` and ``git reset --hard <start>`` (the tree was checked clean before
+starting), then removes the state file.  If the process dies before that,
+the next run (``patch``, ``fetch`` or the pipeline) calls
+:func:`~rprockit.patch.txn.recover`, which resets only a tree that is exactly
+as the dead run left it, says so, and keeps a snapshot commit of what it
+resets; anything else is refused and left alone.  A dry run (``check``)
+writes nothing to the tree: no recovery, no report in ``.git``, no index
+refresh.
 """
 
 from __future__ import annotations
 
-import os
-import time
+import errno
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
-from ..runner import Runner
 from ..errors import DirtyTreeError
+from ..runner import Runner
 from .classify import classify_on, family_warnings
 from .errors import PatchApplyError, TreeStateError
 from .report import PatchReport, PatchResult, Status
 from .series import Series
 from .tree import (
-    COMMITTER,
     REPORT_FILE,
     STATE_FILE,
     Git,
     detect_family,
-    read_state,
     write_json_atomic,
     write_text_atomic,
 )
+from .txn import Transaction, read_state, recover, restore
+
+__all__ = ["apply_all", "apply_series", "recover", "restore"]
 
 
 class _AmFailed(Exception):
-    def __init__(self, result: PatchResult, output: str):
+    def __init__(self, result: PatchResult, output: str, returncode: int):
         super().__init__(result.name)
-        self.result, self.output = result, output
+        self.result, self.output, self.returncode = result, output, returncode
 
 
-def _symbolic_head(git: Git) -> str | None:
-    proc = git("symbolic-ref", "-q", "HEAD", check=False)
-    return proc.stdout.strip() or None
-
-
-def restore(git: Git, start: str) -> None:
-    """Abort a pending ``git am`` and hard-reset the tree to ``start``.
-
-    Only call this for a tree that was clean at ``start`` (checked by the caller).
-
-    Raises:
-        TreeStateError: HEAD is not ``start`` afterwards.
-    """
-    aborted = not git.am_in_progress() or \
-        git("am", "--abort", check=False, env=COMMITTER).returncode == 0
-    if not aborted:
-        git("am", "--quit", check=False)
-    git("reset", "-q", "--hard", start, env=COMMITTER)
-    if git.head() != start or git.dirty():
-        raise TreeStateError(git.tree, f"could not restore it to {start}",
-                             f"inspect it and run 'git reset --hard {start}' yourself")
-
-
-def recover(git: Git) -> str | None:
-    """Clean up after an interrupted run (state file left in ``.git``).
-
-    Returns:
-        The start commit the tree was put back on, or None if nothing to do.
-
-    Raises:
-        TreeStateError: a ``git am`` session exists that this tool did not start,
-            or the interrupted run was on another branch.
-    """
-    state = read_state(git)
-    state_path = git.git_dir() / STATE_FILE
-    if state is None:
-        if git.am_in_progress():
-            raise TreeStateError(git.tree, "a 'git am' session is in progress "
-                                 f"({git.git_dir() / 'rebase-apply'}) that rprockit did not start",
-                                 "finish it with 'git am --continue' or drop it with "
-                                 "'git am --abort', then run again")
-        return None
-    start: str = state.get("start") or ""
-    ok = bool(start) and state.get("clean") is True and \
-        git("cat-file", "-e", f"{start}^{{commit}}", check=False).returncode == 0
-    if not ok:
-        raise TreeStateError(git.tree, f"{state_path} is unreadable or names no valid start "
-                             "commit", "check the tree by hand, then delete that file")
-    if _symbolic_head(git) != state.get("branch"):
-        raise TreeStateError(git.tree, f"an interrupted patch run started on "
-                             f"{state.get('branch') or 'a detached HEAD'} at {start}, but HEAD is "
-                             f"now {_symbolic_head(git) or 'detached'}",
-                             f"check out {state.get('branch') or start} and run again, or "
-                             f"delete {state_path} to keep the tree as it is")
-    restore(git, str(start))
-    state_path.unlink(missing_ok=True)
-    return start
+def _am_advice(e: _AmFailed, start: str) -> tuple[str, str]:
+    """(problem, fix) for a failed ``git am``: the cause that is true for it."""
+    back = f"the tree was reset to {start}"
+    if e.returncode < 0:
+        try:
+            name = signal.Signals(-e.returncode).name
+        except ValueError:
+            name = f"signal {-e.returncode}"
+        return (f"was interrupted: git am was killed by {name}",
+                f"{back}; the patch is not at fault: find what killed git (the OOM killer "
+                "shows in dmesg) and run again")
+    if "No space left on device" in e.output or "Disk quota exceeded" in e.output:
+        return ("could not be written: no space left on the device",
+                f"{back}; free space on the file system of the tree (df -h) and run again")
+    if "Read-only file system" in e.output:
+        return ("could not be written: the tree is on a read-only file system",
+                f"{back}; patch a writable clone, or use --check for a dry run")
+    return ("failed in git am", f"refresh the patch for this tree; {back}")
 
 
 def _check_tree(git: Git) -> None:
+    lock = git.git_dir() / "index.lock"
+    if lock.exists():
+        raise TreeStateError(git.tree, f"{lock} exists: another git process is working in the "
+                             "tree, or one crashed", "if no git process runs there, remove "
+                             f"{lock}, then run again")
     other = git.other_operation()
     if other:
         raise TreeStateError(git.tree, f"a {other} is in progress",
@@ -108,6 +82,8 @@ def _check_tree(git: Git) -> None:
 
 
 def _write_report(report: PatchReport, git: Git, report_dir: Path | None) -> None:
+    if report_dir is None and report.mode == "check":
+        return  # a dry run writes nothing into the tree
     if report_dir is None:
         json_path = git.git_dir() / REPORT_FILE
         txt_path = git.git_dir() / "rprockit-patch-report.txt"
@@ -118,69 +94,144 @@ def _write_report(report: PatchReport, git: Git, report_dir: Path | None) -> Non
     write_text_atomic(txt_path, report.render())
 
 
-def _first_failure(report: PatchReport, series: Series) -> PatchApplyError:
+def _first_failure(report: PatchReport, series: Series, start: str) -> PatchApplyError:
     r = next(r for r in report.results if r.failed)
     problem = "is corrupt" if r.status is Status.CORRUPT else f"conflicts: {r.detail}"
-    fix = ("regenerate it with git format-patch" if r.status is Status.CORRUPT else
+    kept = "the tree was not changed" if report.start == start else \
+        f"the series before it were undone: the tree is back on {start}"
+    fix = (f"regenerate it with git format-patch; {kept}" if r.status is Status.CORRUPT else
            "refresh the patch for this tree (or add a variant for its family in meta.yaml); "
-           "the tree was not changed")
+           f"{kept}")
     report.error = f"{r.name}: {problem}"
     return PatchApplyError(r.name, report.tree, r.entry, problem, r.output, fix, report)
 
 
-def _am(git: Git, series: Series, report: PatchReport) -> None:
+def _am(txn: Transaction, series: Series, report: PatchReport) -> None:
     paths = {p.name: p.path for p in series}
     for r in report.results:
         if not r.status.to_apply:
             continue
-        proc = git("am", "--3way", "--committer-date-is-author-date", *r.am_options,
-                   paths[r.name], check=False, env=COMMITTER)
+        proc = txn.am(paths[r.name], list(r.am_options))
         if proc.returncode != 0:
-            raise _AmFailed(r, proc.stdout + proc.stderr)
-        r.commit = git.head()
+            raise _AmFailed(r, proc.stdout + proc.stderr, proc.returncode)
+        r.commit = txn.git.head()
         if r.status is Status.APPLIES:
             r.status, r.method = Status.APPLIED, "git-am"
 
 
-def _apply(git: Git, series: Series, report: PatchReport) -> None:
-    """Run git am for the report's patches; restore on any failure."""
-    state_path = git.git_dir() / STATE_FILE
-    write_json_atomic(state_path, {
-        "start": report.start, "branch": _symbolic_head(git), "clean": True,
-        "series": str(series.directory), "fingerprint": series.fingerprint(),
-        "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    try:
-        _am(git, series, report)
-    except BaseException as e:
-        restore(git, report.start)
-        state_path.unlink(missing_ok=True)
-        report.restored, report.end = True, report.start
+def _mark_restored(reports: list[PatchReport], start: str, e: BaseException) -> None:
+    for report in reports:
+        report.restored, report.end = True, start
         for r in report.results:
             r.commit = None
             if r.status is Status.APPLIED:
                 r.status, r.method = Status.APPLIES, "strict"
+        if report.error is None:
+            report.error = f"{type(e).__name__}: {e}" if not isinstance(e, _AmFailed) else \
+                f"{e.result.name}: {e.result.detail}"
+
+
+def _new_report(git: Git, tree: Path, series: Series, info, check: bool,
+                recovered: str | None) -> PatchReport:
+    head = git.head()
+    report = PatchReport(tree, info.family, info.version.short, series.directory,
+                         series.fingerprint(), "check" if check else "apply", head, head,
+                         recovered=recovered,
+                         warnings=list(series.warnings) + family_warnings(info))
+    if recovered:
+        report.warnings.append(f"recovered an interrupted run: tree reset to {recovered}")
+    report.results = classify_on(git, series, info)
+    report.warnings += [f"{r.name}: needs rebase: {w}" for r in report.results
+                        if r.status is Status.NEEDS_REBASE for w in r.warnings]
+    return report
+
+
+def _begin(git: Git, series_list: list[Series]) -> Transaction:
+    try:
+        return Transaction(git, [s.directory for s in series_list])
+    except OSError as e:
+        problem = "it is on a read-only file system" if e.errno == errno.EROFS else \
+            f"cannot write {e.filename}: {e.strerror}"
+        raise TreeStateError(git.tree, problem, "patch a writable clone (or free space), or "
+                             "use --check for a dry run; nothing was changed") from e
+
+
+def apply_all(tree: Path, series_list: list[Series], family: str | None = None,
+              runner: Runner | None = None, report_dirs: list[Path | None] | None = None,
+              say: Callable[[str], None] = lambda msg: None) -> list[PatchReport]:
+    """Apply several series to ``tree`` as one transaction (all of them or none).
+
+    Each series is classified on the tree as the series before it left it,
+    then applied (``git am --3way``, one commit per patch).  A conflicting or
+    corrupt patch, a ``git am`` failure or an interrupt in any series puts the
+    tree back on the commit the run started from.
+
+    Args:
+        tree: kernel git work tree (must be clean).
+        series_list: the series, in order.
+        family: family to order the fix variants by (detected when None).
+        runner: command runner.
+        report_dirs: per series, where its reports go (None: ``.git``).
+        say: console messages (a recovery of an interrupted run is announced).
+
+    Returns:
+        One :class:`PatchReport` per series.
+
+    Raises:
+        PatchApplyError: a patch conflicts, is corrupt or ``git am`` failed
+            (the tree is on the start commit of the run).
+        TreeStateError: dirty tree, stale ``index.lock``, foreign git operation,
+            read-only tree, or an interrupted run that cannot be recovered safely.
+        KeyboardInterrupt: re-raised after restoring the tree.
+    """
+    tree = Path(tree).resolve()
+    git = Git(tree, runner or Runner())
+    dirs = list(report_dirs or [None] * len(series_list))
+    recovered = recover(git, say=say)
+    info = detect_family(tree, family)
+    _check_tree(git)
+    txn = _begin(git, series_list)
+    reports: list[PatchReport] = []
+    try:
+        for series in series_list:
+            report = _new_report(git, tree, series, info, False, recovered)
+            reports.append(report)
+            if report.failed:
+                raise _first_failure(report, series, txn.start)
+            _am(txn, series, report)
+            report.end = git.head()
+    except BaseException as e:
+        txn.rollback()
         if isinstance(e, _AmFailed):
-            e.result.status, e.result.method, e.result.output = Status.CONFLICT, "git-am", e.output
+            e.result.status, e.result.method, e.result.output = \
+                Status.CONFLICT, "git-am", e.output
             e.result.detail = "git am --3way failed: " + (e.output.strip().splitlines()
                                                           or ["?"])[-1]
-        report.error = f"{type(e).__name__}: {e}" if not isinstance(e, _AmFailed) else \
-            f"{e.result.name}: {e.result.detail}"
+        _mark_restored(reports, txn.start, e)
+        if isinstance(e, _AmFailed):
+            problem, fix = _am_advice(e, txn.start)
+            raise PatchApplyError(e.result.name, tree, e.result.entry, problem, e.output, fix,
+                                  reports[-1]) from e
         raise
-    state_path.unlink(missing_ok=True)
-    report.end = git.head()
+    finally:
+        for report, d in zip(reports, dirs, strict=False):
+            _write_report(report, git, d)
+    txn.commit()
+    return reports
 
 
 def apply_series(tree: Path, series: Series, family: str | None = None,
                  runner: Runner | None = None, check: bool = False,
-                 report_dir: Path | None = None) -> PatchReport:
+                 report_dir: Path | None = None,
+                 say: Callable[[str], None] = lambda msg: None) -> PatchReport:
     """Classify, then apply ``series`` to ``tree``, one commit per patch (``git am --3way``).
 
     One variant per fix is applied: the one the classification chose
     (:mod:`rprockit.patch.classify`).  Fixes classified already-present or
-    not-applicable are skipped, so a
-    re-run on a patched tree is a no-op.  Conflicting or corrupt patches fail
-    the whole series before anything is applied; a ``git am`` failure or an
-    interrupt puts the tree back on the start commit.  Commits get the
+    not-applicable are skipped, so a re-run on a patched tree is a no-op.
+    Conflicting or corrupt patches fail the whole series before anything is
+    applied; a ``git am`` failure or an interrupt puts the tree back on the
+    start commit (:func:`apply_all` with one series).  Commits get the
     patch's author and date, committer ``rprockit <rprockit@localhost>`` and
     committer date = author date, so the end commit is reproducible.
 
@@ -190,10 +241,12 @@ def apply_series(tree: Path, series: Series, family: str | None = None,
         family: family to order the fix variants by; detected from the tree
             when None (:func:`~rprockit.kernel_tree.detect_family`).
         runner: command runner (default :class:`~rprockit.runner.Runner`).
-        check: classify only (dry run); never raises for conflicts.
+        check: classify only (dry run): nothing is written to the tree, and a
+            tree left by an interrupted run is refused rather than recovered.
         report_dir: where ``patch-report.json`` and ``patch-report.txt`` go;
             default ``<git dir>/rprockit-patch-report.{json,txt}`` (a dry run
             without ``report_dir`` writes none: it never writes to the tree).
+        say: console messages (a recovery is announced).
 
     Returns:
         The :class:`PatchReport` (``start``/``end`` commits, per-patch status).
@@ -205,41 +258,18 @@ def apply_series(tree: Path, series: Series, family: str | None = None,
             interrupted run that cannot be recovered safely.
         KeyboardInterrupt: re-raised after restoring the tree.
     """
+    if not check:
+        return apply_all(tree, [series], family, runner, [report_dir], say)[0]
     tree = Path(tree).resolve()
     git = Git(tree, runner or Runner())
     # a dry run never writes to the tree: an interrupted run is reported, not undone
-    recovered = recover(git) if not check else None
-    pending = check and read_state(git) is not None
+    pending = read_state(git) is not None
     info = detect_family(tree, family)
-    if not check:
-        _check_tree(git)
-    head = git.head()
-    report = PatchReport(tree, info.family, info.version.short, series.directory,
-                         series.fingerprint(), "check" if check else "apply", head, head,
-                         recovered=recovered,
-                         warnings=list(series.warnings) + family_warnings(info))
-    if recovered:
-        report.warnings.append(f"recovered an interrupted run: tree reset to {recovered}")
+    report = _new_report(git, tree, series, info, True, None)
     if pending:
         report.warnings.append(f"an interrupted patch run left {git.git_dir() / STATE_FILE}; "
                                "it is undone by the next run without --check")
-    if check and git.dirty():
+    if git.dirty(refresh=False):
         report.warnings.append("tree has uncommitted changes; patches were checked against HEAD")
-    report.results = classify_on(git, series, info)
-    report.warnings += [f"{r.name}: needs rebase: {w}" for r in report.results
-                        if r.status is Status.NEEDS_REBASE for w in r.warnings]
-    try:
-        if check:
-            return report
-        if report.failed:
-            raise _first_failure(report, series)
-        try:
-            _apply(git, series, report)
-        except _AmFailed as e:
-            raise PatchApplyError(e.result.name, tree, e.result.entry, "failed in git am",
-                                  e.output, "refresh the patch for this tree; the tree was "
-                                  f"reset to {report.start}", report) from e
-        return report
-    finally:
-        if report_dir is not None or not check:
-            _write_report(report, git, report_dir)
+    _write_report(report, git, report_dir)
+    return report

@@ -182,6 +182,7 @@ class PatchReport:
             table.add_row(str(i), r.name, r.status.value, r.method, detail,
                           style=_STYLE[r.status])
         text = _render(table, width)
+        text += "".join(f"warning: {w}\n" for w in self.warnings)
         if self.error:
             text += f"FAILED: {self.error.splitlines()[0]}\n"
         if self.restored:

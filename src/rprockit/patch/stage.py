@@ -16,7 +16,8 @@ from ..profile import Profile
 from ..runner import Runner
 from ..stage import Outcome, Stage, StageContext
 from ..workspace import Workspace
-from .apply import apply_series
+from .apply import apply_all, apply_series, recover
+from .errors import TreeStateError
 from .report import PatchReport
 from .series import Series, load_series
 
@@ -50,7 +51,13 @@ def inputs(ctx: StageContext) -> tuple:
 
 
 def precheck(ctx: StageContext) -> None:
-    """Raises DirtyTreeError when the tree has local changes (never patched nor reset)."""
+    """Recover a killed patch run (or refuse it), then refuse a tree with local changes.
+
+    Raises:
+        TreeStateError: an interrupted run that cannot be recovered safely.
+        DirtyTreeError: the tree has local changes (never patched nor reset).
+    """
+    recover(ctx.ws.src, ctx.runner, ctx.say)
     Git(ctx.ws.src, ctx.runner).require_clean()
 
 
@@ -77,10 +84,11 @@ def run(ctx: StageContext) -> Outcome:
         repo.checkout_detached(base)
     reports: list[dict] = []
     counts: dict[str, int] = {}
-    for series in series_list:
-        # the family is detected from the fetched tree; it only orders fix variants
-        rep = apply_series(ctx.ws.src, series, None, ctx.runner,
-                           report_dir=ctx.ws.base / "reports" / series.directory.name)
+    # one transaction for every series; the family (detected from the fetched tree)
+    # only orders fix variants
+    for rep in apply_all(ctx.ws.src, series_list, None, ctx.runner,
+                         [ctx.ws.base / "reports" / s.directory.name for s in series_list],
+                         say=ctx.say):
         ctx.say(rep.render())
         reports.append(rep.to_dict())
         for r in rep.results:
@@ -101,7 +109,7 @@ STAGE = Stage("patch", inputs=inputs, run=run, outputs_ok=outputs_ok, precheck=p
 
 
 def check_series(profile: Profile, ws: Workspace, runner: Runner, tree: Path | None = None,
-                 check: bool = True) -> list[PatchReport]:
+                 check: bool = True, say=lambda msg: None) -> list[PatchReport]:
     """Classify (``check``) or apply the profile's series on ``tree``, outside the pipeline.
 
     Args:
@@ -109,7 +117,8 @@ def check_series(profile: Profile, ws: Workspace, runner: Runner, tree: Path | N
         ws: its workspace (reports go to ``reports/<series>/``).
         runner: runs git.
         tree: the kernel git tree (default: the workspace's).
-        check: dry run: classify only, the tree is not touched.
+        check: dry run: classify only, nothing is written to the tree.
+        say: console messages (a recovery of an interrupted run is announced).
 
     Returns:
         One report per series, in profile order.
@@ -119,7 +128,19 @@ def check_series(profile: Profile, ws: Workspace, runner: Runner, tree: Path | N
         TreeStateError: the tree cannot be patched as it is.
     """
     path = tree or ws.src
+    _require_tree(path)
+    series_list = _series(profile)
+    dirs: list[Path | None] = [ws.base / "reports" / s.directory.name for s in series_list]
     # the family of the tree given, not the profile's (it only orders variants)
-    return [apply_series(path, series, None, runner, check=check,
-                         report_dir=ws.base / "reports" / series.directory.name)
-            for series in _series(profile)]
+    if not check:
+        return apply_all(path, series_list, None, runner, dirs, say)
+    return [apply_series(path, series, None, runner, check=True, report_dir=d)
+            for series, d in zip(series_list, dirs, strict=True)]
+
+
+def _require_tree(path: Path) -> None:
+    """Raises TreeStateError when ``path`` is missing or not a directory."""
+    if not path.exists():
+        raise TreeStateError(path, "no such directory", "give the top of a kernel git tree")
+    if not path.is_dir():
+        raise TreeStateError(path, "it is not a directory", "give the top of a kernel git tree")
