@@ -21,6 +21,7 @@ import errno
 import functools
 import json as _json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,12 +61,15 @@ _ENVIRONMENT_ERRNOS = {
 
 
 def cycles_value(value: Any) -> int | None:
-    """``--cycles``: None (the profile's) or an integer >= 1.
+    """``--cycles``: None (0, the default: the profile's) or an integer >= 1.
+
+    A ``--cycles 0`` given on the command line is refused by
+    :meth:`RprockitProgram.parse_tasks` before it gets here.
 
     Raises:
-        InvalidValueError: not an integer, or < 1.
+        InvalidValueError: not an integer, or < 0.
     """
-    if value in (None, ""):
+    if value in (None, "", 0):
         return None
     try:
         n = int(str(value), 10)
@@ -303,7 +307,7 @@ def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=F
             "facts": "only collect the target facts report; change nothing on the target",
             "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
-def verify(c, profile=None, workspace=None, target=None, cycles=None, facts=False,
+def verify(c, profile=None, workspace=None, target=None, cycles=0, facts=False,
            accept_new_host_key=False):
     """Run the on-target suite (boots the emulated board when the target is QEMU)."""
     ctx = _context(c, profile, workspace, target=target, cycles=cycles,
@@ -407,7 +411,7 @@ def deploy_artifacts(artifacts: Path):
 @task(name="all", help={**HELP, "skip": "comma-separated stages to skip, e.g. verify",
                         "cycles": CYCLES_HELP, "mirror": MIRROR_HELP})
 @user_errors
-def all_(c, profile=None, workspace=None, skip="", cycles=None, mirror=None):
+def all_(c, profile=None, workspace=None, skip="", cycles=0, mirror=None):
     """Run every stage in order: fetch, patch, configure, build, preflight, verify."""
     results = _run(_context(c, profile, workspace, cycles=cycles, mirror=mirror), "verify",
                    skip=skip)
@@ -438,7 +442,13 @@ class RprockitProgram(Program):
         except ParseError as e:
             raise Exit(f"rprockit: error: {e}; see rprockit --list", code=2) from None
         except ValueError as e:  # an option value of the wrong type (--cycles x)
-            raise Exit(f"rprockit: error: bad option value: {e}", code=2) from None
+            raise Exit(f"rprockit: error: {_culprit(self.argv, str(e))}bad option value: {e}; "
+                       "give an integer", code=2) from None
+        for parsed in self.tasks:
+            arg = parsed.args.get("cycles") if "cycles" in parsed.args else None
+            if arg is not None and arg.got_value and not arg.value >= 1:
+                raise Exit(f"rprockit: error: {parsed.name} --cycles {arg.value}: give a "
+                           "positive number of reload cycles, e.g. --cycles 3", code=2)
 
     def parse_cleanup(self) -> None:
         try:
@@ -451,6 +461,19 @@ class RprockitProgram(Program):
               f"({self.binary} <task> --help for a task's options)\n")
         self.list_tasks()
         raise Exit
+
+
+def _culprit(argv: list[str], message: str) -> str:
+    """``--cycles abc: `` for the option whose value ``message`` quotes, else ''."""
+    m = re.search(r"'(.*)'", message)
+    if not m:
+        return ""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--") and "=" in arg and arg.split("=", 1)[1] == m.group(1):
+            return f"{arg.split('=', 1)[0]} {m.group(1)}: "
+        if arg == m.group(1) and i and argv[i - 1].startswith("-"):
+            return f"{argv[i - 1]} {arg}: "
+    return ""
 
 
 def _help_first(argv: list[str]) -> list[str]:
