@@ -148,6 +148,10 @@ def _context(c: Context, profile: str | None, workspace: str | None,
     if root.exists() and not root.is_dir():
         raise InvalidValueError("--workspace" if workspace else "rprockit.workspace",
                                 str(ws_dir or root), "a directory (it is a file)")
+    if target and not Path(target).is_file():
+        raise InvalidValueError("--target", target, "a labgrid environment file ("
+                                + ("it is not a regular file)" if Path(target).exists()
+                                   else "no such file)"))
     runner = Runner(echo=(lambda line: print(f"  $ {line}", file=sys.stderr)) if verbose else None)
     return StageContext(prof, Workspace(root, prof.name), runner,
                         say=functools.partial(print, flush=True), progress=Progress("rprockit"),

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .files import read_regular
 from .verify.signatures import LogContext, Match, match, soc_table
 
 #: Largest log accepted (bytes): a full boot console is well under 1 MiB.
@@ -256,16 +257,13 @@ def read_log(path: str | Path, stdin_text: str | None = None) -> LogInput:
                         "or '-' to read standard input")
     if p.is_dir():
         raise UserError(f"{p} is a directory; give the log file")
-    size = p.stat().st_size
-    if size > MAX_LOG_BYTES:
-        raise UserError(f"{p}: {size} bytes is larger than the {MAX_LOG_BYTES // 2**20} MiB "
-                        "a kernel log can be; keep the part around the failure, e.g. "
-                        "grep -iE 'rproc|rpmsg|remoteproc|Oops|Unable to handle' and the lines "
-                        "after it")
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise UserError(f"{p}: cannot read: {e.strerror}") from e
+    if p.is_file() and p.stat().st_size > MAX_LOG_BYTES:
+        raise UserError(f"{p}: {p.stat().st_size} bytes is larger than the "
+                        f"{MAX_LOG_BYTES // 2**20} MiB a kernel log can be; keep the part "
+                        "around the failure, e.g. grep -iE "
+                        "'rproc|rpmsg|remoteproc|Oops|Unable to handle' and the lines after it")
+    # a regular file only, size bounded while reading: a FIFO or /dev/zero is refused
+    data = read_regular(p, MAX_LOG_BYTES, "kernel log")
     sample = data[:65536]
     if b"\x00" in sample or (sample and sum(b < 9 or 13 < b < 32 for b in sample
                                             if b != 27) > len(sample) // 10):

@@ -83,7 +83,7 @@ def read_regular(path: str | os.PathLike, limit: int, what: str = "file") -> byt
     except IsADirectoryError:
         raise UnreadableFileError(p, what, "is a directory", "give a file") from None
     except FileNotFoundError:
-        raise UnreadableFileError(p, what, "no such file", "check the path") from None
+        raise UnreadableFileError(p, what, "does not exist", "check the path") from None
     except OSError as e:
         raise UnreadableFileError(p, what, f"cannot be opened: {e.strerror}",
                                   "check the path and its permissions") from e

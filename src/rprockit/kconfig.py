@@ -29,12 +29,14 @@ from . import kernel_tree
 from .arch import arch_info, compiler_package
 from .arch import known as known_arches
 from .errors import KconfigError, ToolMissingError
-from .files import sha256_file, write_json_atomic
+from .files import decode_utf8, read_regular, sha256_file, write_json_atomic
 from .git import Git
 from .runner import Runner, require_tool
 from .stage import Outcome, Stage, StageContext
 
 _TRI = {0: "n", 1: "m", 2: "y"}
+#: Largest config fragment read (bytes); a full defconfig is about 200 KiB.
+MAX_FRAGMENT_BYTES = 4 << 20
 _FRAG_SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 _FRAG_UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set\s*$")
 # Linux >= 5.13 marks MODULES with the bare attribute ``modules`` (commit
@@ -87,12 +89,15 @@ class KconfigResult:
         requested: every fragment request, in order (later wins).
         actual: final value of every requested symbol.
         changed: False when the existing ``.config`` already had this content.
+        warnings: a symbol given different values (in one fragment or across
+            fragments), worded as ``scripts/kconfig/merge_config.sh`` does.
     """
 
     config: Path
     requested: list[Request]
     actual: dict[str, str] = field(default_factory=dict)
     changed: bool = True
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -203,7 +208,9 @@ def parse_fragment(path: Path) -> list[Request]:
         KconfigError: a line is neither an assignment, a comment nor blank.
     """
     out = []
-    for n, raw in enumerate(Path(path).read_text().splitlines(), 1):
+    text = decode_utf8(read_regular(path, MAX_FRAGMENT_BYTES, "config fragment"), path,
+                       "config fragment")
+    for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if m := _FRAG_SET.match(line):
             out.append(Request(m.group(1), m.group(2).strip(), str(path), n))
@@ -214,6 +221,49 @@ def parse_fragment(path: Path) -> list[Request]:
                 f"{path}:{n}: cannot read '{raw}': a config fragment line is 'CONFIG_SYM=value' "
                 "or '# CONFIG_SYM is not set'")
     return out
+
+
+def redefinitions(reqs: list[Request]) -> list[str]:
+    """A warning for every symbol whose value a later request changes.
+
+    Worded as ``scripts/kconfig/merge_config.sh`` (Linux 6.1) words it:
+    ``Value of CONFIG_X is redefined by fragment F: Previous value: ...
+    New value: ...``; the later value wins, as there.
+    """
+    last: dict[str, Request] = {}
+    out = []
+    for r in reqs:
+        prev = last.get(r.name)
+        if prev is not None and prev.value != r.value:
+            out.append(f"Value of CONFIG_{r.name} is redefined by fragment {r.file}:{r.line}: "
+                       f"Previous value: {prev.value} ({prev.file}:{prev.line}) "
+                       f"New value: {r.value}")
+        last[r.name] = r
+    return out
+
+
+_HEX = re.compile(r"^(0[xX])?[0-9a-fA-F]+$")
+_INT = re.compile(r"^-?[0-9]+$")
+
+
+def _bad_value(sym: kconfiglib.Symbol, r: Request) -> str | None:
+    """Why ``r.value`` can never be a value of ``sym`` (its type), or None.
+
+    The rules are ``scripts/kconfig/symbol.c`` ``sym_string_valid`` (Linux 6.1).
+    """
+    v, t = r.value, sym.orig_type
+    where = f"CONFIG_{sym.name}={v} ({r.file}:{r.line})"
+    if t == kconfiglib.BOOL and v not in ("y", "n"):
+        what = "m is impossible for a bool (it cannot be a module)" if v == "m" else \
+            "a bool is y or n"
+        return f"{where}: {sym.name} is a bool: {what}; write y or n"
+    if t == kconfiglib.TRISTATE and v not in ("y", "m", "n"):
+        return f"{where}: {sym.name} is a tristate: write y, m or n"
+    if t == kconfiglib.HEX and not _HEX.match(v):
+        return f"{where}: '{v}' is not a hex value; write 0x followed by hex digits"
+    if t == kconfiglib.INT and not _INT.match(v):
+        return f"{where}: '{v}' is not an integer; write decimal digits"
+    return None
 
 
 def _last_requests(reqs: list[Request]) -> dict[str, Request]:
@@ -388,9 +438,6 @@ def merge(kconf: LinuxKconfig, base: str, fragments: list[Path]) -> list[Request
     env = kconf._rprockit_env
     reqs: list[Request] = []
     for frag in fragments:
-        if not Path(frag).is_file():
-            raise KconfigError(f"config fragment {frag} does not exist; fix the profile's "
-                               "config.fragments list")
         reqs += parse_fragment(Path(frag))
     errs = _unknown(kconf, reqs)
     if errs:
@@ -423,6 +470,11 @@ def check(kconf: LinuxKconfig, reqs: list[Request]) -> dict[str, str]:
         KconfigError: listing each symbol that did not take its value, with :func:`explain`.
     """
     actual, errs = {}, []
+    bad = [m for r in _last_requests(reqs).values()
+           if (m := _bad_value(kconf.syms[r.name], r)) is not None]
+    if bad:
+        raise KconfigError("Kconfig values that the symbols' types do not allow:\n  "
+                           + "\n  ".join(bad))
     for name, r in _last_requests(reqs).items():
         sym = kconf.syms[name]
         got = _sym_value(sym)
@@ -488,7 +540,7 @@ def configure(srctree: Path, arch: str, cross_compile: str, base: str,
     reqs = merge(kconf, base, fragments)
     actual = check(kconf, reqs)
     changed = write(kconf, out_config)
-    return KconfigResult(Path(out_config), reqs, actual, changed)
+    return KconfigResult(Path(out_config), reqs, actual, changed, redefinitions(reqs))
 
 
 # --------------------------------------------------------------------------- stage contract
@@ -527,6 +579,8 @@ def stage_run(ctx: StageContext) -> Outcome:
     p = ctx.profile
     cfg = _config(ctx)
     res = configure(ctx.ws.src, p.arch, p.cross_compile, p.config_base, list(p.fragments), cfg)
+    for w in res.warnings:
+        ctx.say(f"[configure] warning: {w}")
     sha = sha256_file(cfg)
     write_json_atomic(ctx.ws.base / "reports" / "kconfig.json", res.to_dict())
     return Outcome(f"{len(res.actual)} requested symbols all set; .config {sha[:12]}",

@@ -179,10 +179,15 @@ def stage(remote: RemoteShell, layout: Layout, files: dict[str, list[LocalFile]]
                     + "The installed files were not changed; the staging directory was "
                     "removed.") from e
             except TargetConnectionError as e:
+                gone = _discard_after_drop(remote, layout)
                 raise UploadError(
                     f"{e} The installed files were not changed (nothing is switched before "
-                    f"every file is staged and verified); the partial {layout.new} is "
-                    "removed by the next deploy.") from e
+                    f"every file is staged and verified); the partial {layout.new} "
+                    + ("was removed over a new connection." if gone else
+                       "is removed by the next deploy.")) from e
+            except KeyboardInterrupt:
+                discard_staging(remote, layout)
+                raise
     expected = {f"{layout.new}/{g}/{f.name}": f.sha256 for g, items in files.items()
                 for f in items}
     got = sha256sums(remote, sorted(expected))
@@ -192,6 +197,18 @@ def stage(remote: RemoteShell, layout: Layout, files: dict[str, list[LocalFile]]
         raise UploadError(f"on {remote.where}: sha256 of the staged file(s) {', '.join(bad)} "
                           "differs from the local artifact (corrupted transfer); installed "
                           "files were not changed; deploy again")
+
+
+def _discard_after_drop(remote: RemoteShell, layout: Layout) -> bool:
+    """Reconnect once and remove the partial ``new/``; True when that worked."""
+    try:
+        remote.close()
+        remote.connect()
+        remote.run(sh('rm -rf "$1"; rmdir "$2" 2>/dev/null; exit 0', layout.new, layout.state))
+    except Exception as e:  # the link is gone for good: the next deploy removes it
+        log.debug("could not remove %s after the link dropped: %s", layout.new, e)
+        return False
+    return True
 
 
 def discard_staging(remote: RemoteShell, layout: Layout) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import decode_utf8, read_regular
 from ..yamlfile import Problem, check, keypath_str, line_of, parse, schema
 from .errors import SeriesFormatError
 
@@ -155,7 +156,8 @@ def read_series_file(path: Path) -> list[tuple[int, str]]:
     entries: list[tuple[int, str]] = []
     problems: list[tuple[str, int | None, str]] = []
     seen: dict[str, int] = {}
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    text = decode_utf8(read_regular(path, 1 << 20, "series file"), path, "series file")
+    for lineno, raw in enumerate(text.splitlines(), 1):
         text = re.sub(r"(^|\s)#.*$", "", raw).strip()
         if not text:
             continue

@@ -14,7 +14,8 @@ from types import MappingProxyType
 
 import libfdt
 
-from ..errors import UserError
+from ..errors import UnreadableFileError, UserError
+from ..files import read_regular
 
 MAX_DTB_BYTES = 16 * 1024 * 1024
 
@@ -124,11 +125,9 @@ def load_dtb(path: Path) -> DeviceTree:
     """
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_DTB_BYTES:
-            raise DtbFileError(path, f"larger than {MAX_DTB_BYTES} bytes")
-        blob = path.read_bytes()
-    except OSError as e:
-        raise DtbFileError(path, f"cannot read it ({e.strerror or e})") from e
+        blob = read_regular(path, MAX_DTB_BYTES, "device tree blob")
+    except UnreadableFileError as e:
+        raise DtbFileError(path, f"cannot read it: it {e.problem}") from None
     try:
         if len(blob) < 40:
             raise DtbFileError(path, f"{len(blob)} bytes is smaller than an FDT header")

@@ -19,7 +19,8 @@ from elftools.construct.core import ConstructError
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from ..errors import UserError
+from ..errors import UnreadableFileError, UserError
+from ..files import read_regular
 
 #: Errors pyelftools raises on malformed input.
 _PARSE_ERRORS = (ELFError, ConstructError, struct.error, ValueError, UnicodeDecodeError,
@@ -98,15 +99,12 @@ class FirmwareImage:
 
 
 def _read_bytes(path: Path) -> bytes:
+    # a regular file only, size bounded while reading (a FIFO or /dev/zero is refused)
     try:
-        size = path.stat().st_size
-        if size > MAX_FIRMWARE_BYTES:
-            raise FirmwareFileError(path, f"{size} bytes is larger than the "
-                                          f"{MAX_FIRMWARE_BYTES} bytes accepted here")
-        return path.read_bytes()
-    except OSError as e:
-        raise FirmwareFileError(path, f"cannot read it ({e.strerror or e})",
-                                "check the path and its permissions") from e
+        return read_regular(path, MAX_FIRMWARE_BYTES, "firmware")
+    except UnreadableFileError as e:
+        raise FirmwareFileError(path, f"cannot read it: it {e.problem}",
+                                "give the firmware ELF file") from None
 
 
 def load_image(path: Path) -> FirmwareImage:
