@@ -300,6 +300,7 @@ def test_pipeline_recovers_a_killed_patch_stage(tmp_path):
     assert res.code == 0, res.text
     assert "recovering the interrupted patch run" in res.text
     assert "stash" not in res.text.replace("git stash", "")
+    assert "series changed" not in res.text
     assert git(src, "stash", "list") == ""
     assert git(src, "rev-list", "--count", "HEAD") == "4"
 
@@ -450,3 +451,22 @@ def test_full_workspace_disk_is_a_clean_error(tmp_path, mounts):
     assert not (fs / "ws" / "hostile" / "src").exists()
     assert not list((fs / "ws" / "hostile").glob("src.partial*")) \
         if (fs / "ws" / "hostile").exists() else True
+
+
+@pytest.mark.parametrize("free_pages", [6, 16, 18, 22])
+def test_full_disk_inside_git_am_says_so(tmp_path, mounts, free_pages):
+    """The tmpfs is filled to leave a few 4 KiB pages: git am runs out of space while
+    writing objects, the index or a ref; the advice is the full disk, not the patch."""
+    fs = _full_tmpfs(tmp_path / "fs", mounts)
+    tree = make_tree(fs / "tree")
+    a, b = two_series(tree, tmp_path)
+    prof = write_profile(tmp_path / "prof" / "hostile.yaml", tree, [a, b])
+    _fill(fs)
+    filler = fs / "filler"
+    os.truncate(filler, filler.stat().st_size - free_pages * 4096)
+    start = git(tree, "rev-parse", "HEAD")
+    text = assert_error(_patch(prof, tmp_path / "ws", tree), "no space left", "free space")
+    assert "refresh the patch" not in text
+    assert git(tree, "rev-parse", "HEAD") == start
+    assert git(tree, "status", "--porcelain", "--untracked-files=no") == ""
+    assert not (tree / STATE).exists()

@@ -17,6 +17,7 @@ refresh.
 from __future__ import annotations
 
 import errno
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,20 @@ class _AmFailed(Exception):
         self.result, self.output, self.returncode = result, output, returncode
 
 
-def _am_advice(e: _AmFailed, start: str) -> tuple[str, str]:
+#: What git prints when it cannot write (a full disk shows as any of these).
+_NO_SPACE = ("No space left on device", "Disk quota exceeded", "Out of diskspace",
+             "write error", "couldn't write", "could not write", "unable to write")
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 1 << 62
+    return st.f_bavail * st.f_frsize
+
+
+def _am_advice(e: _AmFailed, start: str, tree: Path) -> tuple[str, str]:
     """(problem, fix) for a failed ``git am``: the cause that is true for it."""
     back = f"the tree was reset to {start}"
     if e.returncode < 0:
@@ -57,7 +71,8 @@ def _am_advice(e: _AmFailed, start: str) -> tuple[str, str]:
         return (f"was interrupted: git am was killed by {name}",
                 f"{back}; the patch is not at fault: find what killed git (the OOM killer "
                 "shows in dmesg) and run again")
-    if "No space left on device" in e.output or "Disk quota exceeded" in e.output:
+    if "Read-only file system" not in e.output and (
+            any(m in e.output for m in _NO_SPACE) or _free_bytes(tree) < (256 << 10)):
         return ("could not be written: no space left on the device",
                 f"{back}; free space on the file system of the tree (df -h) and run again")
     if "Read-only file system" in e.output:
@@ -209,7 +224,7 @@ def apply_all(tree: Path, series_list: list[Series], family: str | None = None,
                                                           or ["?"])[-1]
         _mark_restored(reports, txn.start, e)
         if isinstance(e, _AmFailed):
-            problem, fix = _am_advice(e, txn.start)
+            problem, fix = _am_advice(e, txn.start, tree)
             raise PatchApplyError(e.result.name, tree, e.result.entry, problem, e.output, fix,
                                   reports[-1]) from e
         raise
