@@ -470,3 +470,19 @@ def test_full_disk_inside_git_am_says_so(tmp_path, mounts, free_pages):
     assert git(tree, "rev-parse", "HEAD") == start
     assert git(tree, "status", "--porcelain", "--untracked-files=no") == ""
     assert not (tree / STATE).exists()
+
+
+@pytest.mark.parametrize("how", ["patch --check", "patch-matrix"])
+def test_dry_run_does_not_refresh_the_index(setup, tmp_path, how):
+    """A touched, unchanged file: a stat refresh would rewrite .git/index; a dry run
+    must leave even that file byte-for-byte."""
+    tree, prof, ws = setup
+    core = tree / "drivers/remoteproc/core.c"
+    os.utime(core, (time.time() + 5, time.time() + 5))
+    before = tree_state(tree)
+    if how == "patch-matrix":
+        res = cli("patch-matrix", "--series", str(tmp_path / "series-a"), "--tree", f"t={tree}")
+    else:
+        res = _patch(prof, ws, tree, "--check")
+    assert res.code == 0, res.text
+    assert tree_state(tree) == before

@@ -396,7 +396,7 @@ def classify(tree: Path, series: Series, family: str | None = None,
     report = PatchReport(tree, info.family, info.version.short, series.directory,
                          series.fingerprint(), "check", head, head,
                          warnings=list(series.warnings) + family_warnings(info))
-    dirty = git.dirty()
+    dirty = git.dirty(refresh=False)  # a dry run writes nothing, not even the index
     if dirty:
         report.warnings.append(f"tree has {len(dirty)} uncommitted change(s); patches were "
                                "checked against HEAD")
