@@ -486,3 +486,21 @@ def test_dry_run_does_not_refresh_the_index(setup, tmp_path, how):
         res = _patch(prof, ws, tree, "--check")
     assert res.code == 0, res.text
     assert tree_state(tree) == before
+
+
+def test_restore_blocked_by_a_lock_keeps_state_then_recovers(setup):
+    """git am fails on the second patch and leaves an index.lock (a hook makes it): the
+    in-run restore cannot reset, so it says so and keeps the state file; once the lock
+    is removed the next run recovers, and no commit of the branch is lost."""
+    tree, prof, ws = setup
+    start = git(tree, "rev-parse", "HEAD")
+    _hook(tree, "pre-applypatch", 2, f": > {tree}/.git/index.lock; exit 1")
+    text = assert_error(_patch(prof, ws, tree), "index.lock", "could not restore")
+    assert (tree / STATE).is_file()
+    _drop_hooks(tree)
+    (tree / ".git" / "index.lock").unlink()
+    res = _patch(prof, ws, tree)
+    assert res.code == 0, res.text + text
+    assert "recovering the interrupted patch run" in res.err
+    assert git(tree, "rev-list", "--count", f"{start}..HEAD") == "3"
+    assert git(tree, "merge-base", "--is-ancestor", start, "HEAD", check=False) == ""
