@@ -208,3 +208,14 @@ def test_one_runner_one_validator_and_verify_below_deploy():
         assert users <= allowed, f"{mod} imported by {sorted(users - allowed)}"
     verify_imports = {n for f in (SRC / "verify").rglob("*.py") for n in _imports(f)}
     assert not [n for n in verify_imports if "deploy" in n]
+
+
+def test_emulated_is_one_fact_of_the_environment_file():
+    from rprockit.target import is_emulated, load_target
+
+    targets = ROOT / "targets"
+    assert load_target(targets / "qemu-imx7d.yaml").kind == "qemu"
+    ssh = load_target(targets / "qemu-imx7d-ssh.yaml")  # main: SSH to the board QEMU powers
+    assert ssh.kind == "ssh" and ssh.emulated
+    assert is_emulated(targets / "qemu-imx7d.yaml") and not is_emulated(None)
+    assert not load_target("root@192.0.2.10").emulated

@@ -131,6 +131,8 @@ class TargetDesc:
         role: the labgrid target name (``main``).
         ssh: SSH access, or None when the target has no NetworkService.
         settings: rprockit's settings.
+        emulated: the board is the emulated one: a target of the environment (this one,
+            or the one that powers it) has a QEMUDriver.
     """
 
     source: str
@@ -138,6 +140,7 @@ class TargetDesc:
     role: str = "main"
     ssh: SSHParams | None = None
     settings: TargetSettings = field(default_factory=TargetSettings)
+    emulated: bool = False
 
     def path(self, target_path: str) -> str:
         """Return ``target_path`` (absolute, on the target) under the root prefix."""
@@ -201,14 +204,15 @@ def load_target(spec: str | Path, role: str = "main",
 
 
 def is_emulated(env: str | Path | None) -> bool:
-    """True when the target ``env`` is the emulated board (kind ``qemu``: a QEMUDriver).
+    """True when the target ``env`` is the emulated board: a target of the environment has
+    a QEMUDriver (the board itself, or the one that powers a board reached over SSH).
 
     This is the one test of "emulated" (preflight, verify and the on-target suite).
 
     Raises:
         InvalidFileError: the environment file is invalid.
     """
-    return env is not None and load_target(env).kind == "qemu"
+    return env is not None and load_target(env).emulated
 
 
 def _from_spec(text: str, match: re.Match, overrides: Mapping[str, Any] | None) -> TargetDesc:
@@ -259,7 +263,10 @@ def _from_file(path: Path, role: str, overrides: Mapping[str, Any] | None) -> Ta
     settings = _settings(str(path), raw, root, key, overrides, path.parent, problems)
     if problems:
         raise InvalidFileError(str(path), problems)
-    return TargetDesc(source=str(path), kind=kind, role=role, ssh=ssh, settings=settings)
+    emulated = any("QEMUDriver" in dict(_named_items(t.get("drivers", {})))
+                   for t in targets.values() if isinstance(t, dict))
+    return TargetDesc(source=str(path), kind=kind, role=role, ssh=ssh, settings=settings,
+                      emulated=emulated)
 
 
 def _named_items(data: Any) -> list[tuple[str, dict]]:

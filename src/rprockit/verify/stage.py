@@ -2,7 +2,7 @@
 
 Inputs: the manifest id, the target environment file (path and sha256), the
 reload cycles and the suite's sources.  A verify run is recorded only when it
-passed.  For the emulated board (a target of kind ``qemu``) the stage first
+passed.  For the emulated board (:func:`rprockit.target.is_emulated`) the stage first
 prepares what the board boots: the initramfs with the built modules and
 firmware next to the kernel image and the board DTB.
 """

@@ -58,7 +58,7 @@ def cycles(request) -> int:
 
 @pytest.fixture(scope="session")
 def emulated(request) -> bool:
-    """The target is the emulated board (its environment has a QEMUDriver)."""
+    """The target is the emulated board (:func:`rprockit.target.is_emulated`)."""
     return is_emulated(request.config.getoption("--lg-env"))
 
 
