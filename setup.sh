@@ -9,7 +9,7 @@ PACKAGES=(
   git make gcc bc bison flex libssl-dev libelf-dev cpio kmod lzop ccache xz-utils
   device-tree-compiler gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm linux-source-6.1
-  openssh-server openssh-client python3-venv diffoscope-minimal dropbear-bin
+  openssh-server openssh-client python3-venv diffoscope-minimal dropbear-bin redis-server
 )
 
 SUDO=()

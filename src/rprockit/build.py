@@ -3,7 +3,9 @@
 The environment is fixed for reproducibility (tuxmake ``build.py``
 ``environment``): ``KBUILD_BUILD_TIMESTAMP``/``SOURCE_DATE_EPOCH`` come from
 the tree's HEAD commit, ``KBUILD_BUILD_USER``/``HOST``/``VERSION`` are
-constants.  ccache is used when installed.  Outputs are collected into
+constants.  ccache is used when installed, with path-independent hashing and the
+site's shared remote storage (:mod:`rprockit.ccache`); the build's hit statistics
+go into the stage summary and the manifest.  Outputs are collected into
 ``<workspace>/artifacts`` with ``manifest.json`` (inputs and sha256 of each
 output), written atomically.
 """
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import ccache as ccache_mod
 from . import firmware
 from .errors import BuildError, CommandError, ToolMissingError
 from .files import sha256_file, write_json_atomic
@@ -43,11 +46,13 @@ class BuildResult:
         manifest: path of ``artifacts/manifest.json``.
         data: its content.
         seconds: wall time of make and the board DTBs.
+        ccache: the build's compiler cache statistics (None without ccache).
     """
 
     manifest: Path
     data: dict = field(default_factory=dict)
     seconds: float = 0.0
+    ccache: ccache_mod.CcacheStats | None = None
 
 
 def commit_epoch(tree: Path, runner: Runner | None = None) -> int:
@@ -105,14 +110,21 @@ def toolchain_versions(profile: Profile, runner: Runner | None = None) -> dict[s
     return out
 
 
-def make_args(profile: Profile, ws: Workspace, jobs: int, use_ccache: bool = True) -> list[str]:
-    """The ``make`` argument list shared by the build and its reproduction recipe."""
+def make_args(profile: Profile, ws: Workspace, jobs: int, wrapper: str | None = None
+              ) -> list[str]:
+    """The ``make`` argument list shared by the build and its reproduction recipe.
+
+    Args:
+        profile: the profile (ARCH, CROSS_COMPILE).
+        ws: its workspace (``-C src``, ``O=out``).
+        jobs: make -j.
+        wrapper: a compiler wrapper (``ccache``, see :func:`rprockit.ccache.wrapper`),
+            or None for the plain cross compiler.
+    """
     args = ["make", "-C", str(ws.src), f"O={ws.out}", f"ARCH={profile.arch}",
             f"CROSS_COMPILE={profile.cross_compile}", f"-j{jobs}"]
-    # the ccache wrapper itself costs time on a cold cache: honour CCACHE_DISABLE by
-    # leaving it out entirely
-    if use_ccache and shutil.which("ccache") and not os.environ.get("CCACHE_DISABLE"):
-        args.append(f"CC=ccache {profile.cross_compile}gcc")
+    if wrapper:
+        args.append(f"CC={wrapper} {profile.cross_compile}gcc")
     return args
 
 
@@ -160,7 +172,7 @@ def reproduce_recipe(profile: Profile, ws: Workspace, env: dict, jobs: int,
          f"--workspace {shlex.quote(str(ws.root))}   # fetch, patch, configure"),
         f"git -C {ws.src} rev-parse HEAD   # must print the manifest's inputs.source.commit",
         f"sha256sum {ws.out}/.config   # must print inputs.config_sha256",
-        f"{envs} {shlex.join(make_args(profile, ws, jobs, use_ccache=False) + targets)}",
+        f"{envs} {shlex.join(make_args(profile, ws, jobs) + targets)}",
     ]
     dts_dir = ws.src / "arch" / profile.arch / "boot" / "dts"
     for dts in profile.board_dts:
@@ -234,7 +246,8 @@ def _collect(profile: Profile, ws: Workspace, board_dtbs: list[Path],
 
 def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None = None,
           progress: Callable[[str], None] = lambda line: None, jobs: int | None = None,
-          extra: dict[str, Path] | None = None, meta: dict | None = None) -> BuildResult:
+          extra: dict[str, Path] | None = None, meta: dict | None = None,
+          ccache: ccache_mod.CcacheSettings | None = None) -> BuildResult:
     """Build the kernel image, DTBs and modules and collect them with a manifest.
 
     Args:
@@ -247,9 +260,12 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
         jobs: parallel make jobs (default: the profile's, else CPU count).
         extra: more files to collect, ``{artifact name: path}`` (the M-core firmware).
         meta: facts copied into the manifest (module load order, firmware name).
+        ccache: the compiler cache settings (default: ccache's own configuration,
+            made path-independent); the statistics go to the manifest's ``ccache``.
 
     Returns:
-        The manifest path and content; ``seconds`` is the wall time of make.
+        The manifest path and content; ``seconds`` is the wall time of make,
+        ``ccache`` the compiler cache statistics.
 
     Raises:
         ToolMissingError: cross compiler, make, bc, bison or flex missing.
@@ -268,18 +284,27 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
         # kernels before 5.x lack it: keep the source path out of __FILE__
         env["KCFLAGS"] = f"-fmacro-prefix-map={ws.src}/="
     targets = [profile.image, "modules", *profile.dtbs]
-    cmd = make_args(profile, ws, jobs) + targets
+    settings = ccache or ccache_mod.CcacheSettings()
+    wrapper = ccache_mod.wrapper(settings)
+    cmd = make_args(profile, ws, jobs, wrapper) + targets
     log = ws.logs / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
+    stats_log = ws.logs / "ccache-stats.log"
+    stats_log.unlink(missing_ok=True)
+    # not part of the recorded environment: where the cache is does not change an output
+    cc_env = ccache_mod.environment(settings, ws.src, ws.out, stats_log,
+                                    debug_info=_debug_info(ws.out / ".config")) \
+        if wrapper else {}
     t0 = time.monotonic()
     try:
-        runner.stream(cmd, log, env=env, progress=progress)
+        runner.stream(cmd, log, env={**env, **cc_env}, progress=progress)
         board = [build_board_dtb(profile, ws, d, runner) for d in profile.board_dts]
     except CommandError as e:
         raise BuildError(f"kernel build failed for profile {profile.name}; full log: {log}\n"
                          f"{e}") from e
     seconds = time.monotonic() - t0
+    stats = ccache_mod.read_stats(stats_log) if wrapper else None
     outputs = _collect(profile, ws, board, extra)
     release = kernel_release(ws)
     data = {
@@ -295,8 +320,27 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
     }
     data["id"] = fingerprint(data["inputs"], outputs)[:16]
     data["board_dtb"] = board_dtb_name(profile.board_dts)
+    data["build_seconds"] = round(seconds, 1)
+    data["ccache"] = _ccache_record(settings, cc_env, stats)
     write_json_atomic(manifest, data)
-    return BuildResult(manifest, data, seconds=seconds)
+    return BuildResult(manifest, data, seconds=seconds, ccache=stats)
+
+
+def _debug_info(config: Path) -> bool:
+    text = config.read_text(errors="replace") if config.is_file() else ""
+    return "CONFIG_DEBUG_INFO=y" in text
+
+
+def _ccache_record(settings: ccache_mod.CcacheSettings, cc_env: dict[str, str],
+                   stats: ccache_mod.CcacheStats | None) -> dict:
+    """The manifest's ``ccache`` entry (outside ``inputs``: the cache changes no output)."""
+    if stats is None:
+        return {"used": False}
+    remote = cc_env.get("CCACHE_REMOTE_STORAGE") or os.environ.get("CCACHE_REMOTE_STORAGE")
+    return {"used": True, "base_dir": cc_env.get("CCACHE_BASEDIR"),
+            "hash_dir": "CCACHE_NOHASHDIR" not in cc_env, "kcppflags": cc_env.get("KCPPFLAGS"),
+            "remote_storage": ccache_mod.redact_url(remote) if remote else None,
+            "stats": stats.to_dict()}
 
 
 def check_tools(profile: Profile) -> None:
@@ -358,8 +402,10 @@ def stage_run(ctx: StageContext) -> Outcome:
     """Build and collect (see :func:`build`); the firmware stage ran first."""
     inputs, meta, fw = _upstream(ctx)
     res = build(ctx.profile, ctx.ws, inputs, ctx.runner, ctx.progress,
-                extra={f"firmware/{fw.name}": fw} if fw else None, meta=meta)
-    return Outcome(f"{_summary(res.data)}, make {res.seconds:.0f} s",
+                extra={f"firmware/{fw.name}": fw} if fw else None, meta=meta,
+                ccache=ctx.ccache)
+    cache = f"; {res.ccache.render()}" if res.ccache else ""
+    return Outcome(f"{_summary(res.data)}, make {res.seconds:.0f} s{cache}",
                    state={"manifest_id": res.data["id"]}, data=res.data)
 
 

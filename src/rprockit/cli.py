@@ -13,6 +13,8 @@ Defaults shared by the tasks live in the ``rprockit`` configuration section
     rprockit:
       profile: imx8mm-mainline-6.1
       workspace: /srv/rprockit
+      ccache:                             # the build's compiler cache (rprockit.ccache)
+        remote_storage: redis://cache.lab.example:6379
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def _context(c: Context, profile: str | None, workspace: str | None,
              verbose: bool = False, accept_new_host_key: bool = False,
              mirror: str | None = None):
     """The stage context for the profile and workspace given (or configured)."""
+    from .ccache import settings_from_config
     from .profile import find_profile, load_profile
     from .progress import Progress
     from .runner import Runner
@@ -157,7 +160,8 @@ def _context(c: Context, profile: str | None, workspace: str | None,
                         say=functools.partial(print, flush=True), progress=Progress("rprockit"),
                         target=Path(target).resolve() if target else None,
                         cycles=n_cycles, force=force,
-                        accept_new_host_key=accept_new_host_key, mirror=mirror)
+                        accept_new_host_key=accept_new_host_key, mirror=mirror,
+                        ccache=settings_from_config(cfg.get("ccache")))
 
 
 def _run(ctx, last: str, skip: str = ""):
@@ -327,7 +331,8 @@ def verify(c, profile=None, workspace=None, target=None, cycles=0, facts=False,
         raise Exit(code=2)
 
 
-@task(help={**HELP, "target": "labgrid environment file or [user@]host[:port]",
+@task(help={**HELP, "target": "labgrid environment file (a RemotePlace is acquired and "
+                              "released) or [user@]host[:port]",
             "reload": "after installing: stop the M core, reload the modules, start it again",
             "rollback": "restore the set installed before the last deploy",
             "force": "deploy despite a kernel release/vermagic mismatch (loud; recorded)",
@@ -337,6 +342,7 @@ def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=
            force=False, accept_new_host_key=False):
     """Install the built modules and firmware on a running target over SSH, atomically."""
     from . import deploy as deploy_mod
+    from .place import acquired, resolve
     from .target import load_target
 
     if not target:
@@ -344,13 +350,14 @@ def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=
     if rollback and force:
         raise UserError("--force overrides the kernel release check of a deploy; a --rollback "
                         "restores the previous set as it was, so drop --force")
-    tgt = load_target(target)
-    if rollback:
-        res = deploy_mod.rollback(tgt, reload=reload, accept_new_host_key=accept_new_host_key)
-    else:
-        ctx = _context(c, profile, workspace)
-        res = deploy_mod.deploy(tgt, deploy_artifacts(ctx.ws.artifacts), force=force,
-                                reload=reload, accept_new_host_key=accept_new_host_key)
+    arts = None if rollback else deploy_artifacts(_context(c, profile, workspace).ws.artifacts)
+    with acquired(load_target(target)) as held:  # a RemotePlace: taken and given back
+        tgt = resolve(held)
+        if arts is None:
+            res = deploy_mod.rollback(tgt, reload=reload, accept_new_host_key=accept_new_host_key)
+        else:
+            res = deploy_mod.deploy(tgt, arts, force=force, reload=reload,
+                                    accept_new_host_key=accept_new_host_key)
     for w in res.warnings:
         print(f"rprockit: WARNING: {w}", file=sys.stderr)
     for n in res.notes:
@@ -427,7 +434,7 @@ def all_(c, profile=None, workspace=None, skip="", cycles=0, mirror=None):
 
 ns = Collection(fetch, patch, patch_matrix, configure, build, check_firmware, verify, deploy,
                 diagnose_, all_)
-ns.configure({"rprockit": {"profile": DEFAULT_PROFILE, "workspace": None}})
+ns.configure({"rprockit": {"profile": DEFAULT_PROFILE, "workspace": None, "ccache": {}}})
 
 
 class RprockitProgram(Program):

@@ -429,13 +429,14 @@ def collect_from_target(target_env: Path, images: Path | None = None, dtb: Path 
     """
     from labgrid.environment import Environment
 
+    from .place import acquired_env
     from .verify.facts import collect_facts, find_dtb
     from .verify.target_shell import images_env, open_shell
 
     if not Path(target_env).is_file():
         raise UserError(f"target environment file {target_env} does not exist")
     dtb = dtb or find_dtb(Path(target_env), images)
-    with images_env(images):
+    with acquired_env(target_env, role=role), images_env(images):
         env = Environment(str(target_env))
         target = env.get_target(role)
         if target is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .ccache import CcacheSettings
 from .profile import Profile
 from .runner import Runner
 from .workspace import Workspace
@@ -37,6 +38,7 @@ class StageContext:
         accept_new_host_key: SSH targets: record an unknown host key.
         mirror: fetch: a local git mirror replacing the profile's URL
             (:func:`rprockit.fetch.mirror_for`); None reads ``$RPROCKIT_GIT_MIRROR``.
+        ccache: the compiler cache settings of the build stage (``rprockit.ccache``).
     """
 
     profile: Profile
@@ -49,6 +51,7 @@ class StageContext:
     force: bool = False
     accept_new_host_key: bool = False
     mirror: str | None = None
+    ccache: CcacheSettings = field(default_factory=CcacheSettings)
 
     @property
     def target_env(self) -> Path | None:

@@ -28,11 +28,30 @@ The kind of target follows from the drivers: ``QEMUDriver`` means ``qemu``;
 a serial port means ``serial``.  A ``qemu`` target that also has a
 ``NetworkService`` (e.g. a host port forwarded to the guest's sshd/dropbear) can be
 deployed to over SSH.
+
+A ``RemotePlace`` resource means ``remote``: a board of the lab's shared pool,
+served by a labgrid coordinator (labgrid >= 24, gRPC).  Its resources
+(``NetworkService`` for SSH, ``NetworkSerialPort`` for the console) are only known
+once the place is acquired; :mod:`rprockit.place` acquires it, resolves them and
+releases it.  The coordinator is the environment's ``options.coordinator_address``,
+else ``$LG_COORDINATOR``, else labgrid's default ``127.0.0.1:20408``
+(labgrid/resource/remote.py ``RemotePlaceManager.on_resource_added``)::
+
+    targets:
+      main:
+        resources:
+          RemotePlace: {name: imx7d-sabre-1}
+        drivers:                  # the console, used when the place exports no SSH
+          SerialDriver: {}
+          ShellDriver: {prompt: 'root@.*:~# ', login_prompt: ' login: ', username: root}
+    options:
+      coordinator_address: labgrid.lab.example:20408
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -47,7 +66,15 @@ from .yamlfile import MAX_YAML_BYTES, check, compose_checked, line_map
 
 log = logging.getLogger("rprockit.target")
 
-TargetKind = Literal["qemu", "ssh", "serial"]
+TargetKind = Literal["qemu", "ssh", "serial", "remote"]
+
+#: labgrid's coordinator address when neither the file nor $LG_COORDINATOR names one
+#: (labgrid/resource/remote.py ``RemotePlaceManager.on_resource_added``).
+LABGRID_DEFAULT_COORDINATOR = "127.0.0.1:20408"
+#: place names rprockit accepts: labgrid checks none (``AddPlace`` takes any string), but a
+#: name starting with '-' or holding a space or a glob character would be misread on the
+#: ``labgrid-client`` command line.
+_PLACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 #: Placeholders in directory settings replaced by the target's ``uname -r``.
 RELEASE_PLACEHOLDERS = ("{release}", "$(uname -r)")
@@ -81,6 +108,22 @@ class SSHParams:
         user = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port else ""
         return f"{user}{self.host}{port}"
+
+
+@dataclass(frozen=True)
+class PlaceRef:
+    """A place of a labgrid coordinator.
+
+    Attributes:
+        name: the place name (``labgrid-client -p NAME``).
+        coordinator: the coordinator's ``HOST:PORT``.
+    """
+
+    name: str
+    coordinator: str
+
+    def __str__(self) -> str:
+        return f"place {self.name} of coordinator {self.coordinator}"
 
 
 @dataclass(frozen=True)
@@ -127,12 +170,14 @@ class TargetDesc:
 
     Attributes:
         source: the environment file or the ``user@host[:port]`` string.
-        kind: ``qemu``, ``ssh`` or ``serial``.
+        kind: ``qemu``, ``ssh``, ``serial`` or ``remote`` (a labgrid ``RemotePlace``).
         role: the labgrid target name (``main``).
-        ssh: SSH access, or None when the target has no NetworkService.
+        ssh: SSH access, or None when the target has no NetworkService (for a
+            ``remote`` target: until :func:`rprockit.place.resolve` read the place's).
         settings: rprockit's settings.
         emulated: the board is the emulated one: a target of the environment (this one,
             or the one that powers it) has a QEMUDriver.
+        place: the coordinator's place of a ``remote`` target, else None.
     """
 
     source: str
@@ -141,6 +186,7 @@ class TargetDesc:
     ssh: SSHParams | None = None
     settings: TargetSettings = field(default_factory=TargetSettings)
     emulated: bool = False
+    place: PlaceRef | None = None
 
     def path(self, target_path: str) -> str:
         """Return ``target_path`` (absolute, on the target) under the root prefix."""
@@ -257,6 +303,7 @@ def _from_file(path: Path, role: str, overrides: Mapping[str, Any] | None) -> Ta
     tdata = targets[role]
     problems: list[tuple[str, int | None, str]] = []
     kind, ssh = _kind_and_ssh(tdata, role, root, problems, path)
+    place = _place(data, tdata, role, root, problems) if kind == "remote" else None
     options = tdata.get("options") or {}
     raw = options.get("rprockit", {}) if isinstance(options, dict) else {}
     key = ("targets", role, "options", "rprockit")
@@ -266,7 +313,46 @@ def _from_file(path: Path, role: str, overrides: Mapping[str, Any] | None) -> Ta
     emulated = any("QEMUDriver" in dict(_named_items(t.get("drivers", {})))
                    for t in targets.values() if isinstance(t, dict))
     return TargetDesc(source=str(path), kind=kind, role=role, ssh=ssh, settings=settings,
-                      emulated=emulated)
+                      emulated=emulated, place=place)
+
+
+def _place(data: dict, tdata: dict, role: str, root, problems: list) -> PlaceRef | None:
+    """The RemotePlace's name and the coordinator address (see the module docstring)."""
+    args = dict(_named_items(tdata.get("resources", {})))["RemotePlace"]
+    key = ("targets", role, "resources", "RemotePlace")
+    name = args.get("name")
+    if not isinstance(name, str) or not _PLACE_RE.match(name):
+        problems.append((".".join(key) + ".name", _line(root, key),
+                         f"{name!r} is not a labgrid place name (letters, digits, '_', '.', '-')"))
+        return None
+    opts = data.get("options")
+    options: dict = opts if isinstance(opts, dict) else {}
+    coord = options.get("coordinator_address") or os.environ.get("LG_COORDINATOR") \
+        or LABGRID_DEFAULT_COORDINATOR
+    if not isinstance(coord, str) or not re.match(r"^[A-Za-z0-9_.:\[\]-]+$", coord):
+        problems.append(("options.coordinator_address",
+                         _line(root, ("options", "coordinator_address")),
+                         f"{coord!r} is not a coordinator HOST:PORT"))
+        return None
+    return PlaceRef(name, coord)
+
+
+def with_network_service(desc: TargetDesc, address: str, port: int, username: str | None,
+                         password: str | None = None) -> TargetDesc:
+    """``desc`` with SSH access from a ``NetworkService`` (a remote place's, once acquired).
+
+    Raises:
+        InvalidFileError: the service's address or port is unusable.
+    """
+    problems: list[tuple[str, int | None, str]] = []
+    ssh = _ssh_from_networkservice({"address": address, "port": port, "username": username,
+                                    "password": password}, {}, desc.role, None, problems,
+                                   Path(desc.source).parent)
+    if ssh is None:
+        raise InvalidFileError(f"{desc.source} ({desc.place})",
+                               [(k.replace(".resources.", ".place resources."), ln, m)
+                                for k, ln, m in problems])
+    return replace(desc, ssh=ssh)
 
 
 def _named_items(data: Any) -> list[tuple[str, dict]]:
@@ -288,6 +374,8 @@ def _kind_and_ssh(tdata: dict, role: str, root, problems: list, path: Path
                   ) -> tuple[TargetKind, SSHParams | None]:
     resources = dict(_named_items(tdata.get("resources", {})))
     drivers = dict(_named_items(tdata.get("drivers", {})))
+    if "RemotePlace" in resources:
+        return "remote", None
     ssh = None
     net = resources.get("NetworkService")
     if net is not None:

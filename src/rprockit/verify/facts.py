@@ -369,8 +369,10 @@ def run_facts(target_env: Path, images: Path | None = None, out_dir: Path | None
     """
     from labgrid.environment import Environment
 
+    from ..place import acquired_env
+
     dtb = dtb or find_dtb(target_env, images)
-    with images_env(images):
+    with acquired_env(target_env, role=role), images_env(images):
         env = Environment(str(target_env))
         target = env.get_target(role)
         try:

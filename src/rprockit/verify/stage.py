@@ -16,6 +16,7 @@ from ..files import sha256_file
 from ..git import Git
 from ..initramfs import make_initramfs
 from ..manifest import Manifest
+from ..place import acquired_env
 from ..stage import Outcome, Stage, StageContext
 from ..target import is_emulated
 from . import SUITE, VerifyResult, run_facts, run_verify
@@ -96,8 +97,12 @@ def prepare_emulated_board(ctx: StageContext, man: Manifest) -> Path:
 def run(ctx: StageContext) -> Outcome:
     """Prepare the emulated board if the target is one, then run the suite.
 
+    A target from a labgrid coordinator (``RemotePlace``) is acquired for the run
+    and released after it, passed or not (:mod:`rprockit.place`).
+
     Raises:
         VerifyFailed: a required check failed.
+        PlaceError: the target's place cannot be acquired.
         UserError: the target or the suite could not be started.
     """
     env = _env(ctx)
@@ -106,9 +111,10 @@ def run(ctx: StageContext) -> Outcome:
     if is_emulated(env):
         prepare_emulated_board(ctx, man)
     ctx.say(f"[verify] target {env}, {cycles} reload cycles")
-    res = run_verify(env, man.path, ctx.ws.verify, ctx.ws.artifacts, cycles, ctx.runner,
-                     ctx.progress, accept_new_host_key=ctx.accept_new_host_key,
-                     dtb=man.board_dtb(ctx.profile.board_dts))
+    with acquired_env(env, ctx.runner, ctx.say):
+        res = run_verify(env, man.path, ctx.ws.verify, ctx.ws.artifacts, cycles, ctx.runner,
+                         ctx.progress, accept_new_host_key=ctx.accept_new_host_key,
+                         dtb=man.board_dtb(ctx.profile.board_dts))
     ctx.say(res.table)
     if not res.passed:
         raise VerifyFailed(res)

@@ -210,7 +210,10 @@ def open_shell(target, env_file: Path, accept_new_host_key: bool = False) -> Ite
     * ``QEMUDriver``: boot QEMU, use the console ``ShellDriver``; QEMU is stopped on exit.
     * ``NetworkService`` (``SSHDriver``): :class:`SSHCommand` over the paramiko
       transport with verified host keys (labgrid's SSHDriver is never activated).
-    * otherwise the target's ``CommandProtocol`` driver (a serial ``ShellDriver``).
+      For a ``RemotePlace`` (acquired by the caller) the place's exported
+      ``NetworkService`` (:func:`rprockit.place.resolve_on`).
+    * otherwise the target's ``CommandProtocol`` driver (a serial ``ShellDriver``;
+      for a place without SSH, over its exported ``NetworkSerialPort``).
 
     Args:
         target: a labgrid ``Target`` (from the pytest plugin or ``Environment``).
@@ -222,7 +225,9 @@ def open_shell(target, env_file: Path, accept_new_host_key: bool = False) -> Ite
         HostKeyUnknownError, HostKeyMismatchError, TargetConnectionError: SSH.
         ProfileError: the environment file is invalid.
     """
-    desc = load_target(env_file, role=target.name)
+    from ..place import resolve_on
+
+    desc = resolve_on(load_target(env_file, role=target.name), target)
     qemu = _has_driver(target, "QEMUDriver")
     if qemu is not None:
         target.activate(qemu)
