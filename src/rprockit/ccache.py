@@ -19,7 +19,10 @@ build (ccache(1) "Compiling in different directories"):
   ``../src/drivers/x.c``, which the kernel's own ``-fmacro-prefix-map=<src>/=``
   no longer matches, so without this ``__FILE__`` (WARN(), BUG() locations)
   would read ``../src/drivers/x.c`` and a cached build would differ from an
-  uncached one (measured: objects differ; with the map they are identical);
+  uncached one (measured: objects differ; with the map they are identical).
+  Every kernel line rprockit builds adds ``$(KCPPFLAGS)`` to ``KBUILD_CPPFLAGS``
+  (top ``Makefile``: Linux 6.1 line 1140; NXP linux-imx 4.9 line 820, 4.14 line
+  846, 5.4 line 912, 5.15 line 1077, 6.1 line 1104);
 * ``hash_dir = false`` (``CCACHE_NOHASHDIR``): the working directory then does
   not enter the hash either.  A ``.config`` with ``CONFIG_DEBUG_INFO=y`` gets
   neither setting: debug information records the source and build paths
