@@ -114,9 +114,13 @@ def test_second_workspace_hits_the_shared_cache(tmp_path, redis):
           f"{a['build_seconds']} s {sa}; B {b['build_seconds']} s {sb}")
     assert b["ccache"]["base_dir"] == str(tmp_path / "ws-b" / PROFILE)
     assert sb["compilations"] == sa["compilations"], (sa, sb)
-    assert sb["local_hits"] == 0 and sb["remote_errors"] == 0, sb
+    assert sb["remote_errors"] == 0, sb
     assert sb["hit_rate"] >= 0.90, sb
-    assert sb["remote_hits"] == sb["hits"], sb
+    # B's local cache started empty: its local hits are only repeats within the build
+    # (a file compiled twice, as A's own hits show); everything else came from Redis
+    assert sb["local_hits"] <= sa["hits"], (sa, sb)
+    assert sb["remote_hits"] + sb["local_hits"] == sb["hits"], sb
+    assert sb["remote_hits"] >= 0.90 * sb["compilations"], sb
     assert "% hits (" in b["_stdout"] and "remote)" in b["_stdout"]
     # the cache changed no artifact: B's outputs are A's, byte for byte
     assert {k: v["sha256"] for k, v in b["outputs"].items()} == \
