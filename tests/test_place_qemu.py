@@ -108,7 +108,9 @@ def test_deploy_and_verify_through_a_coordinator(bench_board, labgrid_lab, tmp_p
                               "speed": 115200, "protocol": "raw"}}})
     lab.add_place(PLACE, "bench/imx7d/*")
     lab.add_place(CONSOLE_PLACE, "bench/imx7d/NetworkSerialPort")
-    env = remote_place_env(tmp_path / "place.yaml", PLACE, lab.address, {"remoteproc": "imx-rproc"})
+    # the board behind the place is the emulated one: pre-flight and the suite judge it so
+    env = remote_place_env(tmp_path / "place.yaml", PLACE, lab.address,
+                           {"remoteproc": "imx-rproc", "emulated": True})
     ws = _linked_workspace(bench_board["ws"], tmp_path)
     common = ["--workspace", str(ws)]
 
@@ -135,7 +137,8 @@ def test_deploy_and_verify_through_a_coordinator(bench_board, labgrid_lab, tmp_p
     assert lab.acquired_by(PLACE) is None
 
     # a place with only the console: facts over the exported NetworkSerialPort
-    console_env = remote_place_env(tmp_path / "console.yaml", CONSOLE_PLACE, lab.address)
+    console_env = remote_place_env(tmp_path / "console.yaml", CONSOLE_PLACE, lab.address,
+                                   {"emulated": True})
     facts = rprockit("verify", "--facts", "--target", str(console_env), *common)
     assert facts.returncode == 0, facts.stdout[-3000:] + facts.stderr[-3000:]
     data = json.loads((ws / PROFILE / "verify" / "facts.json").read_text())

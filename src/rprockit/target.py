@@ -151,6 +151,9 @@ class TargetSettings:
         remoteproc: the remote processor to reload: an instance (``remoteproc0``) or
             its ``name`` attribute (``imx-rproc``); None means the only one present.
         connect_timeout: seconds for the TCP connect and SSH handshake.
+        emulated: the board behind this target is the emulated i.MX7D (QEMU, no M4
+            executes), reached without a QEMUDriver: through SSH or a labgrid place.
+            Pre-flight and the on-target suite then judge it as the emulated board.
     """
 
     modules_dir: str = "/lib/modules/{release}/updates"
@@ -162,6 +165,7 @@ class TargetSettings:
     known_hosts: str | None = None
     remoteproc: str | None = None
     connect_timeout: float = 10.0
+    emulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,7 @@ class TargetDesc:
             ``remote`` target: until :func:`rprockit.place.resolve` read the place's).
         settings: rprockit's settings.
         emulated: the board is the emulated one: a target of the environment (this one,
-            or the one that powers it) has a QEMUDriver.
+            or the one that powers it) has a QEMUDriver, or the settings say so.
         place: the coordinator's place of a ``remote`` target, else None.
     """
 
@@ -251,7 +255,8 @@ def load_target(spec: str | Path, role: str = "main",
 
 def is_emulated(env: str | Path | None) -> bool:
     """True when the target ``env`` is the emulated board: a target of the environment has
-    a QEMUDriver (the board itself, or the one that powers a board reached over SSH).
+    a QEMUDriver (the board itself, or the one that powers a board reached over SSH), or
+    ``options.rprockit.emulated: true`` (the emulated board served by a labgrid place).
 
     This is the one test of "emulated" (preflight, verify and the on-target suite).
 
@@ -310,8 +315,8 @@ def _from_file(path: Path, role: str, overrides: Mapping[str, Any] | None) -> Ta
     settings = _settings(str(path), raw, root, key, overrides, path.parent, problems)
     if problems:
         raise InvalidFileError(str(path), problems)
-    emulated = any("QEMUDriver" in dict(_named_items(t.get("drivers", {})))
-                   for t in targets.values() if isinstance(t, dict))
+    emulated = settings.emulated or any("QEMUDriver" in dict(_named_items(t.get("drivers", {})))
+                                        for t in targets.values() if isinstance(t, dict))
     return TargetDesc(source=str(path), kind=kind, role=role, ssh=ssh, settings=settings,
                       emulated=emulated, place=place)
 

@@ -18,7 +18,7 @@ from ..initramfs import make_initramfs
 from ..manifest import Manifest
 from ..place import acquired_env
 from ..stage import Outcome, Stage, StageContext
-from ..target import is_emulated
+from ..target import load_target
 from . import SUITE, VerifyResult, run_facts, run_verify
 from .facts import Facts
 
@@ -108,7 +108,8 @@ def run(ctx: StageContext) -> Outcome:
     env = _env(ctx)
     man = Manifest.load(ctx.ws.artifacts)
     cycles = _cycles(ctx)
-    if is_emulated(env):
+    desc = load_target(env)
+    if desc.emulated and desc.place is None:  # a place's board is powered by the lab
         prepare_emulated_board(ctx, man)
     ctx.say(f"[verify] target {env}, {cycles} reload cycles")
     with acquired_env(env, ctx.runner, ctx.say):
