@@ -350,8 +350,9 @@ def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=
     if rollback and force:
         raise UserError("--force overrides the kernel release check of a deploy; a --rollback "
                         "restores the previous set as it was, so drop --force")
+    desc = load_target(target)
     arts = None if rollback else deploy_artifacts(_context(c, profile, workspace).ws.artifacts)
-    with acquired(load_target(target)) as held:  # a RemotePlace: taken and given back
+    with acquired(desc) as held:  # a RemotePlace: taken and given back
         tgt = resolve(held)
         if arts is None:
             res = deploy_mod.rollback(tgt, reload=reload, accept_new_host_key=accept_new_host_key)
