@@ -125,13 +125,14 @@ def test_deploy_and_verify_through_a_coordinator(bench_board, labgrid_lab, tmp_p
     outcome = {c["check"]: c["outcome"] for c in res["checks"]}
     for name in ("test_module_vermagic", "test_remoteproc_probed", "test_reload_cycles"):
         assert outcome[name] == "passed", ver.stdout[-3000:]
-    assert f"[{PLACE}] released" in ver.stdout
+    assert f"[{PLACE}] released" in ver.stdout and "[verify] done" in ver.stdout
     assert lab.acquired_by(PLACE) is None
 
-    # the suite fails (the board's host key is no longer known): exit 2, place released
+    # the suite fails (the board's host key is no longer known): exit 2, place released;
+    # another cycle count makes it a new run (the passed one above is recorded)
     kh = Path(os.environ["HOME"]) / ".ssh" / "known_hosts"
     kh.write_text("")
-    bad = rprockit("verify", "--target", str(env), "--cycles", "1", *common)
+    bad = rprockit("verify", "--target", str(env), "--cycles", "2", *common)
     assert bad.returncode == 2, bad.stdout[-2000:] + bad.stderr[-2000:]
     assert "verify failed" in bad.stderr and f"[{PLACE}] released" in bad.stdout
     assert lab.acquired_by(PLACE) is None
