@@ -82,7 +82,7 @@ def test_not_applicable_records_nothing_and_unknown_inputs_always_run(ctx):
     assert pipeline.run_stage(toy.stage(), ctx).skipped
 
 
-def test_failed_run_leaves_no_state_and_precheck_runs_even_when_unchanged(ctx):
+def test_failed_runs_and_precheck(ctx):
     toy = Toy()
     pipeline.run_stage(toy.stage(), ctx)
 
@@ -95,9 +95,16 @@ def test_failed_run_leaves_no_state_and_precheck_runs_even_when_unchanged(ctx):
     def boom(c):
         raise UserError("failed")
 
-    bad = Stage("toy", inputs=lambda c: ("toy", 9), run=boom)
+    # a failed attempt with other inputs keeps the state of the last good ones
+    other = Stage("toy", inputs=lambda c: ("toy", 9), run=boom)
     with pytest.raises(UserError):
-        pipeline.run_stage(bad, ctx)
+        pipeline.run_stage(other, ctx)
+    assert pipeline.run_stage(toy.stage(), ctx).skipped and toy.runs == 1
+    # a failed forced rerun of the same inputs leaves nothing that looks done
+    ctx.force = True
+    forced = Stage("toy", inputs=lambda c: ("toy", 1), run=boom, honours_force=True)
+    with pytest.raises(UserError):
+        pipeline.run_stage(forced, ctx)
     assert ctx.ws.load_state("toy") is None
 
 

@@ -36,8 +36,11 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
 
     A stage is skipped when it does not apply to the profile, or when the
     fingerprint of its inputs equals the recorded one, it is not forced and its
-    outputs are still there.  Otherwise its state is cleared, it runs, and
-    its state is recorded with the fingerprint.
+    outputs are still there.  Otherwise it runs and its state is recorded with
+    the fingerprint.  A recorded state for these same inputs is cleared before
+    the run (a forced or repaired run that fails must not look done); one
+    recorded for other inputs stays until a run succeeds, so going back to
+    those inputs after a failed attempt still skips.
 
     Returns:
         The stage's result (``skipped``, wall ``seconds``, ``summary``, ``data``).
@@ -60,7 +63,8 @@ def run_stage(stage: Stage, ctx: StageContext) -> StageResult:
             and not forced and stage.outputs_ok(ctx, state):
         return StageResult(stage.name, True, time.monotonic() - t0,
                            stage.skipped_summary(ctx, state), state)
-    ctx.ws.clear_state(stage.name)
+    if state is not None and fp is not None and state.get("fingerprint") == fp:
+        ctx.ws.clear_state(stage.name)
     out = stage.run(ctx)
     recorded = fingerprint(*out.inputs) if out.inputs is not None else fp
     if recorded is not None:
