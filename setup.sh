@@ -1,41 +1,103 @@
 #!/usr/bin/env bash
-# One-time set-up of a Debian 12 machine for rprockit: the Debian packages
-# (as root, or through sudo) and a Python virtual environment in .venv.
-# Safe to run again: it only installs what is missing.
+# One-time set-up of a Debian 12 (bookworm) or Debian 13 (trixie) machine for
+# rprockit: the Debian package sources it needs, the Debian packages (as root,
+# or through sudo) and a Python virtual environment in .venv.
+# Safe to run again: it only adds what is missing.
+#
+# - QEMU 10: the emulated boards need QEMU 10's i.MX7D SRC and OCRAM_S models
+#   and its imx8mp-evk machine.  Debian 12 ships QEMU 7.2, so on bookworm
+#   qemu-system-arm comes from bookworm-backports (only qemu-system-arm,
+#   -common and -data move); Debian 13 has QEMU 10 in main.
+# - linux-source-6.1 (the default profile's kernel) is a bookworm package; on
+#   trixie it comes from a bookworm entry pinned at priority 100, so nothing
+#   else is taken from bookworm.
+# - deb-src entries: the emulated boards' busybox is built from Debian's own
+#   busybox source package with the cross compilers (no foreign-architecture
+#   packages, rprockit.initramfs).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(
   git make gcc bc bison flex libssl-dev libelf-dev cpio kmod lzop ccache xz-utils
   device-tree-compiler gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
-  gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm linux-source-6.1
+  binutils-aarch64-linux-gnu libc6-dev-armhf-cross libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi
+  qemu-system-arm linux-source-6.1 dpkg-dev
   openssh-server openssh-client python3-venv diffoscope-minimal dropbear-bin redis-server
+  # pylibfdt builds from source where no wheel fits the Python (3.13 on trixie)
+  python3-dev swig
 )
+# the lowest QEMU version the emulated boards need (major)
+QEMU_MAJOR=10
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null && SUDO=(sudo) || SUDO=(false)
 fi
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-armhf=$(dpkg --print-foreign-architectures | grep -c '^armhf$' || true)
-
-if [ "${#missing[@]}" -gt 0 ] || [ "$armhf" -eq 0 ]; then
+as_root() {
   if [ "${SUDO[*]}" = false ]; then
-    echo "setup: need root to install: ${missing[*]} (and dpkg --add-architecture armhf)" >&2
+    echo "setup: need root for: $*" >&2
     exit 2
   fi
-  echo "setup: installing Debian packages: ${missing[*]:-none} (+ armhf architecture)"
-  "${SUDO[@]}" dpkg --add-architecture armhf
-  # After adding a foreign architecture one index can be briefly out of sync
-  # ("File has unexpected size ... Mirror sync in progress?") and apt-get update
-  # exits 100 although everything needed resolves: retry, then let the install
-  # itself be the judge.
+  "${SUDO[@]}" "$@"
+}
+
+# shellcheck disable=SC1091
+. /etc/os-release
+CODENAME=${VERSION_CODENAME:-unknown}
+case "$CODENAME" in
+  bookworm|trixie) ;;
+  *) echo "setup: Debian 12 (bookworm) or 13 (trixie) expected, found '$CODENAME'" >&2; exit 2 ;;
+esac
+LIST=/etc/apt/sources.list.d/rprockit.sources
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+MIRROR=${RPROCKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+sources_text() {
+  if [ "$CODENAME" = bookworm ]; then
+    cat <<SRC
+# rprockit (setup.sh): QEMU 10 from bookworm-backports, and source packages
+Types: deb deb-src
+URIs: $MIRROR
+Suites: bookworm-backports
+Components: main
+Signed-By: $KEYRING
+
+Types: deb-src
+URIs: $MIRROR
+Suites: bookworm
+Components: main
+Signed-By: $KEYRING
+SRC
+  else
+    cat <<SRC
+# rprockit (setup.sh): linux-source-6.1 from bookworm (pinned low), and source packages
+Types: deb
+URIs: $MIRROR
+Suites: bookworm
+Components: main
+Signed-By: $KEYRING
+
+Types: deb-src
+URIs: $MIRROR
+Suites: trixie
+Components: main
+Signed-By: $KEYRING
+SRC
+  fi
+}
+
+PIN=/etc/apt/preferences.d/rprockit-bookworm
+pin_text() {
+  printf '%s\n' "# rprockit (setup.sh): take from bookworm only what trixie lacks" \
+    "Package: *" "Pin: release n=bookworm" "Pin-Priority: 100"
+}
+
+apt_update() {
+  # An index can be briefly out of sync ("File has unexpected size ... Mirror
+  # sync in progress?") and apt-get update exits 100 although everything needed
+  # resolves: retry, then let the install itself be the judge.
   for i in 1 2 3; do
-    if "${SUDO[@]}" apt-get update -q; then break; fi
+    if as_root apt-get update -q; then return 0; fi
     if [ "$i" -lt 3 ]; then
       echo "setup: apt-get update failed (try $i of 3); retrying" >&2
       sleep $((i * 5))
@@ -43,18 +105,70 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$armhf" -eq 0 ]; then
       echo "setup: apt-get update still fails; going on: the install below decides" >&2
     fi
   done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-      --no-install-recommends "${missing[@]}"
-  fi
-  # the initramfs of the emulated board needs the armhf busybox: check it resolves
-  apt-cache show busybox-static:armhf >/dev/null 2>&1 \
-    || { echo "setup: busybox-static:armhf cannot be found after apt-get update" >&2; exit 1; }
+}
+
+changed=0
+if [ ! -f "$LIST" ] || [ "$(cat "$LIST")" != "$(sources_text)" ]; then
+  echo "setup: writing $LIST"
+  sources_text | as_root tee "$LIST" >/dev/null
+  changed=1
 fi
+if [ "$CODENAME" = trixie ] && { [ ! -f "$PIN" ] || [ "$(cat "$PIN")" != "$(pin_text)" ]; }; then
+  echo "setup: writing $PIN"
+  pin_text | as_root tee "$PIN" >/dev/null
+  changed=1
+fi
+
+qemu_major() {
+  qemu-system-arm --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p'
+}
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+# only the SSH image of the emulated i.MX7D unpacks an armhf package (dropbear-bin)
+if ! dpkg --print-foreign-architectures | grep -qx armhf; then
+  echo "setup: adding the armhf architecture (dropbear for the SSH image only)"
+  as_root dpkg --add-architecture armhf
+  changed=1
+fi
+have_qemu=$(qemu_major || true)
+old_qemu=0
+if [ -z "$have_qemu" ] || [ "$have_qemu" -lt "$QEMU_MAJOR" ]; then old_qemu=1; fi
+
+if [ "${#missing[@]}" -gt 0 ] || [ "$old_qemu" -eq 1 ] || [ "$changed" -eq 1 ]; then
+  echo "setup: installing Debian packages: ${missing[*]:-none}"
+  apt_update
+  rest=()
+  for p in "${missing[@]}"; do [ "$p" = qemu-system-arm ] || rest+=("$p"); done
+  if [ "${#rest[@]}" -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends "${rest[@]}"
+  fi
+  if [ "$old_qemu" -eq 1 ]; then
+    release=()
+    [ "$CODENAME" = bookworm ] && release=(-t bookworm-backports)
+    echo "setup: installing qemu-system-arm ${release[*]} (QEMU >= $QEMU_MAJOR)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends "${release[@]}" qemu-system-arm
+  fi
+fi
+have_qemu=$(qemu_major || true)
+if [ -z "$have_qemu" ] || [ "$have_qemu" -lt "$QEMU_MAJOR" ]; then
+  echo "setup: qemu-system-arm is '${have_qemu:-missing}', QEMU $QEMU_MAJOR or later is needed" >&2
+  exit 1
+fi
+# the emulated boards' busybox is built from this source package (rprockit.initramfs)
+apt-cache showsrc busybox >/dev/null 2>&1 \
+  || { echo "setup: no deb-src entry resolves the busybox source package ($LIST)" >&2; exit 1; }
+
+apt-cache show dropbear-bin:armhf >/dev/null 2>&1 \
+  || echo "setup: warning: dropbear-bin:armhf does not resolve; only the SSH image" \
+    "(targets/qemu-imx7d-ssh.yaml) needs it" >&2
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
-echo "setup: done. Activate with: . .venv/bin/activate"
+echo "setup: done ($(qemu-system-arm --version | head -1)). Activate with: . .venv/bin/activate"

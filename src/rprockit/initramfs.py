@@ -1,8 +1,12 @@
 """Initramfs for the emulated board: busybox-static, the modules and the firmware.
 
-busybox comes from Debian's ``busybox-static`` package of the target
-architecture (``apt-get download busybox-static:armhf`` then ``dpkg-deb -x``),
-cached in ``<workspace>/cache``.  The cpio archive (``newc``) is built by GNU
+busybox is built from Debian's own ``busybox`` source package (``apt-get
+source busybox``, needs a deb-src entry: ``setup.sh`` writes one) with Debian's
+static configuration (``debian/config/pkg/static``, the one Debian's
+``busybox-static`` is built from) and the Debian cross compiler of the board's
+architecture, so the board's userland needs no foreign-architecture package.
+It is built once per machine and kept in :func:`machine_cache`
+(``busybox-<debian arch>-<source version>/busybox``).  The cpio archive (``newc``) is built by GNU
 cpio with ``--reproducible`` from a tree whose mtimes are the source commit
 time, so identical inputs give identical bytes.
 
@@ -19,9 +23,11 @@ dropbear.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,18 +166,112 @@ def deb_tree(packages: Sequence[str], deb_arch: str, cache: Path, name: str,
     return root
 
 
-def busybox(arch: str, cache: Path, runner: Runner) -> Path:
-    """The static busybox binary for ``arch``, downloaded once.
+def machine_cache() -> Path:
+    """The per-machine cache shared by every workspace and profile.
+
+    ``$RPROCKIT_CACHE``, else ``$XDG_CACHE_HOME/rprockit``, else ``~/.cache/rprockit``.
+    """
+    if os.environ.get("RPROCKIT_CACHE"):
+        return Path(os.environ["RPROCKIT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rprockit"
+
+
+#: Applets switched off in Debian's static configuration when building here: ``tc``
+#: uses the CBQ qdisc definitions that Linux 6.8 removed from the UAPI headers
+#: (``TCA_CBQ_*``, commit "net/sched: Retire CBQ qdisc"), so it does not build
+#: against trixie's cross headers; the boards do not need it.
+BUSYBOX_OFF = ("CONFIG_TC", "CONFIG_FEATURE_TC_INGRESS")
+
+
+def busybox_source_version(runner: Runner) -> str:
+    """Version of the busybox source package apt would fetch (``apt-cache showsrc``).
 
     Raises:
-        UserError: apt cannot download the package (names the fix).
+        InitramfsError: no deb-src entry provides busybox (names the fix).
     """
-    deb_arch = arch_info(arch).debian_arch
-    root = cache / f"busybox-static-{deb_arch}"
-    binary = root / "bin" / "busybox"
+    require_tool("apt-cache")
+    out = runner.run(["apt-cache", "showsrc", "busybox"], check=False).stdout
+    versions = [ln.split(":", 1)[1].strip() for ln in out.splitlines()
+                if ln.startswith("Version:")]
+    if not versions:
+        raise InitramfsError(
+            "apt knows no busybox source package: add a deb-src entry for your Debian "
+            "release (./setup.sh writes /etc/apt/sources.list.d/rprockit.sources) and run "
+            "apt-get update")
+    return max(versions, key=_debian_version_key)
+
+
+def _debian_version_key(version: str) -> tuple:
+    epoch, _, rest = version.rpartition(":")
+    return (int(epoch or 0), [int(x) if x.isdigit() else x for x in
+                              re.split(r"(\d+)", rest) if x])
+
+
+def busybox(arch: str, cache: Path | None = None, runner: Runner | None = None,
+            say: Callable[[str], None] = print) -> Path:
+    """The static busybox binary for ``arch``, built from Debian's source once per machine.
+
+    ``apt-get source busybox=<version>``, Debian's ``debian/config/pkg/static``
+    (minus :data:`BUSYBOX_OFF`), ``make CROSS_COMPILE=<arch's Debian cross prefix>
+    -j2`` (``nice``); the result goes to ``<machine cache>/busybox-<debian arch>-
+    <version>/busybox``.  A file lock serialises concurrent builds.
+
+    Args:
+        arch: kernel ARCH (``arm``, ``arm64``).
+        cache: the machine cache (default :func:`machine_cache`).
+        runner: runs apt-get and make.
+        say: progress lines (the build takes about a minute on 2 cores).
+
+    Returns:
+        The binary.
+
+    Raises:
+        InitramfsError: no busybox source package (deb-src entry missing).
+        UserError: the download or the build fails (names the log).
+    """
+    runner = runner or Runner()
+    info = arch_info(arch)
+    cache = cache or machine_cache()
+    version = busybox_source_version(runner)
+    safe = version.replace(":", "_")
+    root = cache / f"busybox-{info.debian_arch}-{safe}"
+    binary = root / "busybox"
     if binary.is_file():
         return binary
-    return deb_tree(["busybox-static"], deb_arch, cache, root.name, runner) / "bin" / "busybox"
+    require_tool(f"{info.cross_compile}gcc", f"to build busybox for {arch}")
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".busybox.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.is_file():
+            return binary
+        work = cache / f"busybox-{info.debian_arch}-{safe}.partial"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        say(f"[initramfs] busybox {version} for {info.debian_arch}: apt-get source busybox")
+        runner.run(["apt-get", "source", "--", f"busybox={version}"], cwd=work,
+                   hint="add a deb-src entry (./setup.sh writes one) and run apt-get update")
+        src = next(d for d in work.iterdir() if d.is_dir() and d.name.startswith("busybox-"))
+        out = work / "out"
+        out.mkdir()
+        config = (src / "debian/config/pkg/static").read_text()
+        for sym in BUSYBOX_OFF:
+            config = re.sub(rf"^{sym}=.*$", f"# {sym} is not set", config, flags=re.M)
+        (out / ".config").write_text(config)
+        log = work / "build.log"
+        say(f"[initramfs] building static busybox with {info.cross_compile}gcc "
+            f"(about a minute; log {log})")
+        make = ["nice", "-n", "10", "make", f"O={out}", f"CROSS_COMPILE={info.cross_compile}"]
+        # make runs busybox's silentoldconfig on the complete Debian .config itself
+        runner.stream([*make, "-j2"], log, cwd=src,
+                      hint=f"busybox build for {arch} failed; see {log}")
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(out / "busybox", root / "busybox.tmp")
+        os.replace(root / "busybox.tmp", binary)
+        (root / "build.log").write_text(log.read_text())
+        shutil.rmtree(work, ignore_errors=True)
+        say(f"[initramfs] busybox cached: {binary}")
+    return binary
 
 
 def dropbear(arch: str, cache: Path, runner: Runner) -> Path:
@@ -376,7 +476,8 @@ def make_initramfs(arch: str, release: str, modules: list[Path], firmware: list[
         modules: ``.ko`` files.
         firmware: files for ``/lib/firmware``.
         out: the cpio file to write.
-        cache: download cache.
+        cache: download cache (the SSH image's Debian packages); busybox comes from
+            :func:`machine_cache`.
         epoch: mtime for every file (seconds since the epoch).
         runner: runs apt-get, dpkg-deb, depmod and cpio.
         extra_files: ``{path in image: host file}``.
@@ -393,7 +494,7 @@ def make_initramfs(arch: str, release: str, modules: list[Path], firmware: list[
     runner = runner or Runner()
     require_tool("cpio")
     require_tool("depmod")
-    bb = busybox(arch, cache, runner)
+    bb = busybox(arch, runner=runner)
     stage = out.with_name(out.name + ".d")
     shutil.rmtree(stage, ignore_errors=True)
     for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "root", "etc", "lib/firmware"):
