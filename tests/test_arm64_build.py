@@ -1,4 +1,4 @@
-"""The arm64 profile (i.MX8MM) is built for real, not booted: QEMU 7.2 has no i.MX8 machine."""
+"""The arm64 profile (i.MX8MM) is built for real, not booted: QEMU has no i.MX8MM machine."""
 
 import json
 import subprocess

@@ -48,9 +48,9 @@ ENV_PORT = 10022
 PROFILE = "imx7d-mainline-6.1"
 DTB = "imx7d-sdb-rproc-qemu.dtb"
 FEC1 = "/soc/bus@30800000/ethernet@30be0000"
-#: M4 address 0x1fe00078 (.data of rproc-test.elf) seen by the A7 through
+#: M4 address 0x1fe00070 (.data of rproc-test.elf) seen by the A7 through
 #: imx_rproc_att_imx7d {0x10000000, 0x80000000, 0x0FFF0000}.
-FW_DATA_SYS = 0x8FE00078
+FW_DATA_SYS = 0x8FE00070
 
 pytestmark = pytest.mark.slow
 
@@ -193,6 +193,9 @@ def test_deploy_reload_keeps_linux_running(ssh_board, tmp_path):
             t.run(["modprobe", m])
         rp = sh(t, "for d in /sys/class/remoteproc/*; do echo $d; done")
         assert rp.count("\n") == 0 and rp, f"expected one remoteproc, got {rp!r}"
+        # QEMU 10's SRC reads 0 at reset: the M4 is found running, remoteproc attached
+        assert sh(t, f"cat {rp}/state") == "attached"
+        sh(t, f"echo stop > {rp}/state")
         sh(t, f"echo {built.firmware_name} > {rp}/firmware; echo start > {rp}/state")
         assert sh(t, f"cat {rp}/state") == "running"
         assert sh(t, "cat /sys/module/imx_rproc/taint") == "O"

@@ -47,6 +47,8 @@ pytestmark = pytest.mark.skipif(
 #: name -> (linker script, -mcpu, extra flags)
 ARM_CASES = {
     "norsc": ("imx7d-ddr.ld", "cortex-m4", ["-DNO_RSC_TABLE"]),
+    # the pipeline firmware linked DDR-only (no OCRAM_S vector table)
+    "ddr_only": ("imx7d-ddr.ld", "cortex-m4", []),
     "past_end": ("imx7d-past-end.ld", "cortex-m4", []),
     "memsz0": ("imx7d-memsz0.ld", "cortex-m4", []),
     "imx8mp_ddr": ("imx8mp-ddr.ld", "cortex-m7", []),
@@ -94,36 +96,40 @@ def _ids(rep, status):
 # --------------------------------------------------------------------------- good firmware
 
 
-def test_pipeline_firmware_emulated_passes_with_only_boot_vector_warn(built):
-    rep = check_firmware(built["good"], "imx7d", dtb=built["imx7d-good"], emulated=True)
+@pytest.mark.parametrize("emulated", [True, False])
+def test_pipeline_firmware_passes_with_its_ocram_s_vector_table(built, emulated):
+    rep = check_firmware(built["good"], "imx7d", dtb=built["imx7d-good"], emulated=emulated)
     assert not rep.failed
-    assert _ids(rep, "warn") == ["boot.vector"]
+    assert _ids(rep, "warn") == []
     bv = rep.by_id("boot.vector")
-    assert "expected on the emulated target" in bv.message and "OCRAM_S" in bv.message
+    assert bv.status == "pass" and bv.details["da"] == 0 and bv.details["segment"] == 0
+    # vector table at M4 0 = OCRAM_S system 0x00180000; code and data in the DDR alias
     assert [(s.paddr, s.filesz, s.memsz, s.sys) for s in rep.segments] == [
-        (0x1FE00000, 0x78, 0x78, 0x8FE00000), (0x1FE00078, 0xD, 0x418, 0x8FE00078)]
+        (0x0, 0x8, 0x8, 0x00180000), (0x1FE00000, 0x70, 0x70, 0x8FE00000),
+        (0x1FE00070, 0xD, 0x418, 0x8FE00070)]
     assert rep.resource_table["ver"] == 1 and len(rep.resource_table["entries"]) == 1
     assert {"dt.cm_node", "dt.memory_region", "dt.vdev_regions", "dt.mbox"} <= set(
         _ids(rep, "pass"))
     doc = json.loads(json.dumps(rep.to_dict()))
-    assert doc["verdict"] == "warn" and doc["counts"]["fail"] == 0
+    assert doc["verdict"] == "pass" and doc["counts"]["fail"] == 0
     text = rep.render()
-    assert "boot vector" in text and "0x1fe00078" in text and "verdict: WARN" in text
+    assert "boot vector" in text and "0x1fe00070" in text and "verdict: PASS" in text
 
 
 def test_pipeline_firmware_without_dtb_warns_on_what_needs_the_dtb(built):
     rep = check_firmware(built["good"], "imx7d", emulated=True)
     # DDR-linked segments map only through a memory-region: undecidable without the DTB
-    assert _ids(rep, "warn") == ["att.segment0", "att.segment1", "boot.vector", "dt.probe"]
+    assert _ids(rep, "warn") == ["att.segment1", "att.segment2", "dt.probe"]
     assert not rep.failed
-    seg = rep.by_id("att.segment0")
+    assert rep.by_id("att.segment0").status == "pass"  # OCRAM_S: imx_rproc maps it itself
+    seg = rep.by_id("att.segment1")
     assert "not verified: no DTB given" in seg.message and "--dtb" in seg.remedy
     assert seg.details["needs"] == "dtb"
     assert "clocks" in rep.by_id("dt.probe").message
 
 
-def test_pipeline_firmware_on_hardware_fails_boot_vector(built):
-    rep = check_firmware(built["good"], "imx7d", dtb=built["imx7d-good"])
+def test_ddr_only_firmware_on_hardware_fails_boot_vector(built):
+    rep = check_firmware(built["ddr_only"], "imx7d", dtb=built["imx7d-good"])
     assert rep.failed and _ids(rep, "fail") == ["boot.vector"]
     c = rep.by_id("boot.vector")
     assert "0x00180000" in c.message and "bootaux" in c.message
@@ -155,16 +161,16 @@ def test_segment_one_byte_past_reserved_region(built):
 
 def test_segment_ending_exactly_at_region_end_hits_the_strict_bound(built, tmp_path):
     dts = (FIX / "imx7d-good.dts").read_text().replace("<&m4_reserved>", "<&m4_small>")
-    dts += "&{/reserved-memory} { m4_small: m4@8fe00000 { reg = <0x8fe00000 0x490>; no-map; }; };\n"
+    dts += "&{/reserved-memory} { m4_small: m4@8fe00000 { reg = <0x8fe00000 0x488>; no-map; }; };\n"
     (tmp_path / "imx7d-base.dtsi").write_text((FIX / "imx7d-base.dtsi").read_text()
                                               .replace("m4@8fe00000", "m4old@8fe00000"))
     (tmp_path / "exact.dts").write_text(dts)
     Runner().run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", tmp_path / "exact.dtb",
                   tmp_path / "exact.dts"])
     rep = check_firmware(built["good"], "imx7d", dtb=tmp_path / "exact.dtb", emulated=True)
-    c = rep.by_id("att.segment1")  # ends at 0x1fe00490 == region end
+    c = rep.by_id("att.segment2")  # ends at 0x1fe00488 == region end
     assert c.status == "fail" and "sys + len < end" in c.message
-    assert c.details["first_bad_sys"] == 0x8FE0048F
+    assert c.details["first_bad_sys"] == 0x8FE00487
 
 
 def test_imx8mp_ddr_image_without_tcm_vectors_fails_boot_vector(built):
@@ -222,7 +228,8 @@ def test_missing_files_and_bad_soc_are_user_errors(built, tmp_path):
 def test_dtb_missing_memory_region(built):
     rep = check_firmware(built["good"], "imx7d", dtb=built["imx7d-no-memregion"], emulated=True)
     assert rep.by_id("dt.memory_region").status == "fail"
-    seg = rep.by_id("att.segment0")
+    assert rep.by_id("att.segment0").status == "pass"  # OCRAM_S needs no memory-region
+    seg = rep.by_id("att.segment1")
     assert seg.status == "fail" and "in no region the kernel maps" in seg.message
     assert seg.details["first_bad_da"] == 0x1FE00000
 

@@ -136,26 +136,28 @@ def firmware(tmp_path_factory) -> Path:
 
 def test_expected_image_of_the_test_firmware(firmware):
     spans = expected_spans(firmware, load_soc("imx7d").att)
-    assert [(hex(s.da), hex(s.sys)) for s in spans] == [("0x1fe00000", "0x8fe00000"),
-                                                          ("0x1fe00078", "0x8fe00078")]
-    data = spans[1]
+    # the vector table in OCRAM_S (M4 0 = system 0x00180000), then code and data in DDR
+    assert [(hex(s.da), hex(s.sys)) for s in spans] == [("0x0", "0x180000"),
+                                                          ("0x1fe00000", "0x8fe00000"),
+                                                          ("0x1fe00070", "0x8fe00070")]
+    vec, code, data = spans
+    assert vec.filesz == vec.memsz == 8 and not vec.writable and not vec.masked
     assert data.filesz == 0xd and data.memsz == 0x418 and data.writable
     assert data.data[0xd:] == bytes(0x418 - 0xd)  # .bss/.stack zero-fill
-    code = spans[0]
     assert not code.writable
-    # the resource table (0x1fe00020, vdev at +0x14) has kernel-written fields masked
+    # the resource table (0x1fe00018, vdev at +0x14) has kernel-written fields masked
     names = set(code.masked.values())
     assert {"vdev0.status", "vdev0.gfeatures", "vring0.da", "vring1.da"} <= names
-    assert code.masked[0x4c] == "vdev0.status" and code.masked[0x50] == "vring0.da"
+    assert code.masked[0x44] == "vdev0.status" and code.masked[0x48] == "vring0.da"
 
 
 def test_compare_finds_a_dropped_tail_byte_and_ignores_kernel_fields(firmware):
     spans = expected_spans(firmware, load_soc("imx7d").att)
-    code, data = spans
+    _vec, code, data = spans
     # what the kernel leaves after start: status DRIVER_OK, vring da assigned
     got = bytearray(code.data)
-    got[0x4c] = 7
-    got[0x50:0x54] = (0x8ff00000).to_bytes(4, "little")
+    got[0x44] = 7
+    got[0x48:0x4c] = (0x8ff00000).to_bytes(4, "little")
     res = compare(code, bytes(got), "devmem")
     assert res.mismatches == 0 and res.kernel_written["vring0.da"] == "0x8ff00000"
     assert "identical" in res.describe()

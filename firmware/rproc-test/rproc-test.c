@@ -5,7 +5,7 @@
  * It carries what the remoteproc ELF loader and resource-table code need
  * to exercise (drivers/remoteproc/remoteproc_elf_loader.c,
  * rproc_elf_load_segments / rproc_elf_load_rsc_table): a vector table at
- * the image start, a resource table with one RPMsg vdev, initialised data
+ * M4 address 0 (OCRAM_S, see rproc-test.ld), a resource table with one RPMsg vdev, initialised data
  * whose size is not a multiple of 4, and zero-filled .bss.
  */
 #include <stdint.h>

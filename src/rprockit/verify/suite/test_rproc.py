@@ -1,9 +1,10 @@
 """On-target checks of the remoteproc/RPMsg stack.
 
 Every check reads real state on the target through its command driver.  On
-the emulated i.MX7D the M4 never executes (QEMU models no M4, OCRAM_S or TCM);
-what Linux does is real: ELF loading into reserved DDR, the resource table,
-vdev and vrings, virtio RPMsg.  Results never claim the firmware ran.
+the emulated i.MX7D the M4 never executes (QEMU 10 models the SRC and OCRAM_S
+but no M4, MU or TCM); what Linux does is real: the SRC register accesses,
+ELF loading into OCRAM_S and reserved DDR, the resource table, vdev and
+vrings, virtio RPMsg.  Results never claim the firmware ran.
 
 Checks run in file order; the ones that need the remoteproc stack skip (with
 the reason) on targets that have no M core node, see conftest.py.
@@ -181,13 +182,13 @@ def test_detached_attach(shell, rproc, manifest, record_property):
     imx_rproc reports ``detached`` when the SRC says the M4 runs
     (imx_rproc_detect_mode()); rproc_add() then attaches on its own
     (auto_boot -> rproc_boot() -> rproc_attach()), so the state is ``attached``
-    after probe, or ``detached`` when auto-boot is off.  The emulated board
-    exercises this with the SRC_SCR preload 0xE (IMX7D_M4_START) instead of 0xB.
+    after probe, or ``detached`` when auto-boot is off.  The emulated i.MX7D
+    always takes this path: QEMU 10's SRC_SCR resets to 0, which is not
+    IMX7D_M4_STOP (hw/misc/imx7_src.c).
     """
     if rproc["state"] not in ("detached", "attached"):
         pytest.skip(f"the core was '{rproc['state']}' when imx_rproc probed, not started by "
-                    "the bootloader (on the emulated board boot with SRC_SCR preloaded to 0xE "
-                    "to exercise this)")
+                    "the bootloader")
     d, fw = rproc["dir"], manifest.firmware_name
     ev = [f"state after probe: {rproc['state']}"]
     if shell.read(f"{d}/state") == "detached":
