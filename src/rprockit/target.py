@@ -154,6 +154,11 @@ class TargetSettings:
         emulated: the board behind this target is the emulated i.MX7D (QEMU, no M4
             executes), reached without a QEMUDriver: through SSH or a labgrid place.
             Pre-flight and the on-target suite then judge it as the emulated board.
+        emulated_boot: how the emulated board boots: ``qemu-kernel`` (QEMU's
+            ``-kernel``/``-dtb``) or ``el3-monitor`` (rprockit's EL3 monitor,
+            ``firmware/el3-monitor``, started by ``-device loader``; the verify stage
+            then builds ``el3-monitor.elf`` and ``boot.dtb``, see
+            :mod:`rprockit.el3boot`).
     """
 
     modules_dir: str = "/lib/modules/{release}/updates"
@@ -166,6 +171,7 @@ class TargetSettings:
     remoteproc: str | None = None
     connect_timeout: float = 10.0
     emulated: bool = False
+    emulated_boot: str = "qemu-kernel"
 
 
 @dataclass(frozen=True)

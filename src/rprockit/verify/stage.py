@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import sha256_file
 from ..git import Git
+from ..el3boot import boot_dtb, build_monitor
 from ..initramfs import make_initramfs
 from ..manifest import Manifest
 from ..place import acquired_env
@@ -21,6 +22,10 @@ from ..stage import Outcome, Stage, StageContext
 from ..target import load_target
 from . import SUITE, VerifyResult, run_facts, run_verify
 from .facts import Facts
+
+
+#: The EL3 monitor's sources (targets with ``emulated_boot: el3-monitor``).
+MONITOR_SRC = Path(__file__).resolve().parents[3] / "firmware" / "el3-monitor"
 
 
 class VerifyFailed(UserError):
@@ -59,7 +64,8 @@ def not_applicable(ctx: StageContext) -> str | None:
 
 
 def inputs(ctx: StageContext) -> tuple:
-    """Manifest id, target file and its sha256, cycles, each suite file's sha256.
+    """Manifest id, target file and its sha256, cycles, each suite file's sha256 (and
+    the EL3 monitor's sources for a board that boots through it).
 
     Raises:
         UserError: no build yet.
@@ -67,6 +73,8 @@ def inputs(ctx: StageContext) -> tuple:
     env = _env(ctx)
     man = Manifest.load(ctx.ws.artifacts)
     suite = sorted(f for f in SUITE.parent.rglob("*.py"))
+    if load_target(env).settings.emulated_boot == "el3-monitor":
+        suite += sorted(f for f in MONITOR_SRC.iterdir() if f.is_file())
     return ("verify", man.id, str(env), sha256_file(env), _cycles(ctx),
             [(f.name, sha256_file(f)) for f in suite])
 
@@ -91,6 +99,15 @@ def prepare_emulated_board(ctx: StageContext, man: Manifest) -> Path:
     epoch = Git(ctx.ws.src, ctx.runner).commit_time()
     make_initramfs(ctx.profile.arch, man.kernel_release, list(man.modules), firmware, out,
                    ctx.ws.cache, epoch, ctx.runner)
+    env = _env(ctx)
+    if load_target(env).settings.emulated_boot == "el3-monitor":
+        dtb = man.board_dtb(ctx.profile.board_dts)
+        if dtb is None:
+            raise UserError(f"{env}: emulated_boot el3-monitor needs the profile's board DTS "
+                            "(build.board_dts) to make boot.dtb")
+        ctx.say("[verify] EL3 monitor and boot DTB for the emulated board")
+        build_monitor(MONITOR_SRC, ctx.ws.artifacts / "el3-monitor.elf", ctx.runner)
+        boot_dtb(dtb, out, ctx.ws.artifacts / "boot.dtb")
     return out
 
 

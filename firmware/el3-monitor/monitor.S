@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rprockit EL3 monitor: a minimal stand-in for TF-A's BL31 on QEMU's
+ * emulated i.MX8M Plus EVK (imx8mp-evk), for the emulated board only.
+ *
+ * QEMU answers every SMC it does not emulate itself with -1 (SMCCC
+ * NOT_SUPPORTED), so imx_rproc's IMX_SIP_RPROC "STARTED" query reads non-zero
+ * ("running") and STOP fails.  Booted through "-device loader,...,cpu-num=0"
+ * instead of -kernel, the Cortex-A53 starts here at EL3 with QEMU's own PSCI
+ * off; this monitor then provides, through SMC from EL2/EL1:
+ *
+ * - PSCI 1.0 for the one CPU Linux uses (QEMU -smp 1), after the Arm
+ *   "Power State Coordination Interface" specification (DEN0022): VERSION,
+ *   FEATURES, MIGRATE_INFO_TYPE (2: no trusted OS), CPU_ON (ALREADY_ON for
+ *   CPU 0, INVALID_PARAMETERS otherwise), CPU_OFF, SYSTEM_OFF and
+ *   SYSTEM_RESET (both park the CPU), and SMCCC_VERSION 1.1 (DEN0028);
+ * - NXP's SiP service IMX_SIP_RPROC, function ID 0xC2000005, with x1 =
+ *   0 START, 1 STARTED, 2 STOP, as Linux 6.1 drivers/remoteproc/imx_rproc.c
+ *   calls it (IMX_SIP_RPROC_START/_STARTED/_STOP) and as TF-A's i.MX8M SiP
+ *   handler answers it (plat/imx/imx8m, imx_src_handler(), IMX_SIP_SRC:
+ *   START releases the M core and returns 0, STARTED returns 1 when it runs
+ *   and 0 when it is held, STOP holds it and returns 0 with a second result
+ *   of 0 (the core was idle, no forced stop), other x1 SMC_UNK).
+ *   The M7 is held at reset, as TF-A finds it.  QEMU models no M7, SRC or
+ *   GPR for it, so the state is a word in this monitor's memory.
+ *
+ * Every other function ID returns SMC_UNK (-1).  Before dropping to EL2 at
+ * the kernel entry (Linux Documentation/arm64/booting.rst: x0 = DTB, MMU off,
+ * interrupts masked) it does what TF-A's BL31 does for a non-secure kernel on
+ * GICv3: all interrupts to Group 1 non-secure, the redistributor of CPU 0
+ * awake, system-register access to the CPU interface allowed below EL3.
+ *
+ * Addresses (QEMU 10 hw/arm/fsl-imx8mp.c, i.MX8M Plus reference manual memory
+ * map): this image in OCRAM at 0x00970000 (where TF-A's BL31 runs on the real
+ * i.MX8M Plus), GICD 0x38800000, GICR 0x38880000.  The kernel entry and the
+ * DTB address are the words "kernel_entry" and "dtb_addr" below, set by the
+ * linker script (monitor.ld).
+ */
+	.equ	GICD_BASE,	0x38800000
+	.equ	GICR_BASE,	0x38880000
+	.equ	GICR_SGI,	0x10000		/* SGI_base frame of a redistributor */
+	.equ	GICD_CTLR,	0x0
+	.equ	GICD_TYPER,	0x4
+	.equ	GICD_IGROUPR,	0x80
+	.equ	GICR_WAKER,	0x14
+	.equ	GICR_IGROUPR0,	0x80
+
+	.equ	PSCI_VERSION,		0x84000000
+	.equ	PSCI_CPU_OFF,		0x84000002
+	.equ	PSCI_CPU_ON_32,		0x84000003
+	.equ	PSCI_CPU_ON_64,		0xC4000003
+	.equ	PSCI_MIGRATE_INFO_TYPE,	0x84000006
+	.equ	PSCI_SYSTEM_OFF,	0x84000008
+	.equ	PSCI_SYSTEM_RESET,	0x84000009
+	.equ	PSCI_FEATURES,		0x8400000A
+	.equ	SMCCC_VERSION,		0x80000000
+	.equ	IMX_SIP_RPROC,		0xC2000005
+
+	.equ	SMC_UNK,		-1
+	.equ	PSCI_INVALID_PARAMETERS, -2
+	.equ	PSCI_ALREADY_ON,	-4
+
+	.section .text.entry, "ax"
+	.global	_start
+_start:
+	msr	daifset, #0xf
+	ldr	x0, =vectors
+	msr	vbar_el3, x0
+	ldr	x0, =stack_top
+	mov	sp, x0
+	msr	cptr_el3, xzr			/* no FP/SIMD traps */
+	msr	mdcr_el3, xzr
+	/* SCR_EL3: NS, RES1 bits 4-5, HCE (HVC allowed), RW (EL2 is AArch64); SMD clear */
+	mov	x0, #0x531
+	msr	scr_el3, x0
+	/* ICC_SRE_EL3: SRE | Enable (lower ELs may use the system registers) */
+	mov	x0, #0x9
+	msr	S3_6_C12_C12_5, x0
+	isb
+	bl	gic_nonsecure
+	/* EL2 registers in a known state: SCTLR_EL2 RES1 bits, MMU off; HCR_EL2 RW */
+	ldr	x0, =0x30c50830
+	msr	sctlr_el2, x0
+	mov	x0, #(1 << 31)
+	msr	hcr_el2, x0
+	/* drop to EL2h with DAIF masked at the kernel entry, x0 = DTB */
+	mov	x0, #0x3c9
+	msr	spsr_el3, x0
+	ldr	x0, kernel_entry
+	msr	elr_el3, x0
+	ldr	x0, dtb_addr
+	mov	x1, xzr
+	mov	x2, xzr
+	mov	x3, xzr
+	eret
+
+/* GICv3 as a non-secure kernel expects it (what TF-A's gicv3 driver sets up) */
+gic_nonsecure:
+	ldr	x1, =GICD_BASE
+	/* ARE_S | ARE_NS | EnableGrp1NS | EnableGrp0 */
+	mov	w0, #((1 << 4) | (1 << 5) | (1 << 1) | (1 << 0))
+	str	w0, [x1, #GICD_CTLR]
+	ldr	w2, [x1, #GICD_TYPER]
+	and	w2, w2, #0x1f			/* ITLinesNumber: 32 * (N + 1) lines */
+	mov	w3, #1				/* IGROUPR0 (SGIs/PPIs) is banked in GICR */
+	mov	w0, #0xffffffff
+1:	cmp	w3, w2
+	b.hi	2f
+	add	x4, x1, #GICD_IGROUPR
+	str	w0, [x4, w3, uxtw #2]
+	add	w3, w3, #1
+	b	1b
+2:	ldr	x1, =GICR_BASE
+	ldr	w0, [x1, #GICR_WAKER]
+	bic	w0, w0, #(1 << 1)		/* ProcessorSleep */
+	str	w0, [x1, #GICR_WAKER]
+3:	ldr	w0, [x1, #GICR_WAKER]
+	tbnz	w0, #2, 3b			/* ChildrenAsleep */
+	add	x1, x1, #GICR_SGI
+	mov	w0, #0xffffffff
+	str	w0, [x1, #GICR_IGROUPR0]
+	ret
+
+/* SMC from a lower EL (AArch64): w0 function ID, x1-x3 arguments, result in x0
+ * (and x1 for IMX_SIP_RPROC_STOP); x9, x10 are saved on the monitor stack */
+smc_handler:
+	stp	x9, x10, [sp, #-16]!		/* SMCCC 1.1: x4-x17 are preserved */
+	mrs	x9, esr_el3
+	lsr	x9, x9, #26
+	cmp	x9, #0x17			/* EC: SMC from AArch64 */
+	b.ne	park				/* anything else is a monitor bug: stop */
+	ldr	w9, =PSCI_VERSION
+	cmp	w0, w9
+	b.eq	ret_psci_1_0
+	ldr	w9, =SMCCC_VERSION
+	cmp	w0, w9
+	b.eq	ret_smccc_1_1
+	ldr	w9, =PSCI_FEATURES
+	cmp	w0, w9
+	b.eq	psci_features
+	ldr	w9, =PSCI_MIGRATE_INFO_TYPE
+	cmp	w0, w9
+	b.eq	ret_two
+	ldr	w9, =PSCI_CPU_ON_64
+	cmp	w0, w9
+	b.eq	cpu_on
+	ldr	w9, =PSCI_CPU_ON_32
+	cmp	w0, w9
+	b.eq	cpu_on
+	ldr	w9, =PSCI_CPU_OFF
+	cmp	w0, w9
+	b.eq	park
+	ldr	w9, =PSCI_SYSTEM_OFF
+	cmp	w0, w9
+	b.eq	park
+	ldr	w9, =PSCI_SYSTEM_RESET
+	cmp	w0, w9
+	b.eq	park
+	ldr	w9, =IMX_SIP_RPROC
+	cmp	w0, w9
+	b.eq	sip_rproc
+ret_unk:
+	mov	x0, #SMC_UNK
+	b	smc_return
+ret_psci_1_0:
+	mov	x0, #0x10000
+	b	smc_return
+ret_smccc_1_1:
+	ldr	x0, =0x10001
+	b	smc_return
+ret_two:
+	mov	x0, #2
+	b	smc_return
+ret_zero:
+	mov	x0, xzr
+	b	smc_return
+
+psci_features:
+	mov	w9, w1
+	ldr	w10, =PSCI_VERSION
+	cmp	w9, w10
+	b.eq	ret_zero
+	ldr	w10, =PSCI_FEATURES
+	cmp	w9, w10
+	b.eq	ret_zero
+	ldr	w10, =PSCI_MIGRATE_INFO_TYPE
+	cmp	w9, w10
+	b.eq	ret_zero
+	ldr	w10, =PSCI_CPU_ON_64
+	cmp	w9, w10
+	b.eq	ret_zero
+	ldr	w10, =PSCI_CPU_OFF
+	cmp	w9, w10
+	b.eq	ret_zero
+	ldr	w10, =PSCI_SYSTEM_OFF
+	cmp	w9, w10
+	b.eq	ret_zero
+	ldr	w10, =PSCI_SYSTEM_RESET
+	cmp	w9, w10
+	b.eq	ret_zero
+	ldr	w10, =SMCCC_VERSION
+	cmp	w9, w10
+	b.eq	ret_zero
+	b	ret_unk
+
+cpu_on:
+	/* x1 = target MPIDR (Aff fields); only CPU 0 exists, and it is on */
+	ldr	x9, =0xff00ffffff
+	ands	x9, x1, x9
+	b.eq	1f
+	mov	x0, #PSCI_INVALID_PARAMETERS
+	b	smc_return
+1:	mov	x0, #PSCI_ALREADY_ON
+	b	smc_return
+
+sip_rproc:
+	ldr	x9, =m_core_running
+	cmp	x1, #0				/* IMX_SIP_RPROC_START */
+	b.ne	1f
+	mov	w10, #1
+	str	w10, [x9]
+	b	ret_zero
+1:	cmp	x1, #1				/* IMX_SIP_RPROC_STARTED */
+	b.ne	2f
+	ldr	w0, [x9]
+	b	smc_return
+2:	cmp	x1, #2				/* IMX_SIP_RPROC_STOP */
+	b.ne	ret_unk
+	str	wzr, [x9]
+	/* x1 = 0: the core was idle; imx_rproc_stop() logs "Not in wfi, force
+	 * stopped" when the second result is non-zero */
+	mov	x1, xzr
+	b	ret_zero
+
+smc_return:
+	ldp	x9, x10, [sp], #16
+	eret
+
+park:
+	wfi
+	b	park
+
+/* VBAR_EL3: 16 entries of 0x80 bytes; only "lower EL, AArch64, synchronous" is used */
+	.balign	0x800
+vectors:
+	.rept	8
+	b	park
+	.balign	0x80
+	.endr
+	b	smc_handler			/* 0x400: synchronous, lower EL AArch64 */
+	.balign	0x80
+	.rept	7
+	b	park
+	.balign	0x80
+	.endr
+
+	.section .rodata.boot, "a"
+	.balign	8
+	.global	kernel_entry, dtb_addr
+kernel_entry:	.quad	KERNEL_ENTRY
+dtb_addr:	.quad	DTB_ADDR
+
+	/* At 0x0097F000 (monitor.ld), not part of the loaded image: QEMU's OCRAM
+	 * reads 0 at power-on (M core held, as TF-A finds the M7), and a target
+	 * may preload 1 with "-device loader,addr=0x0097f000,data=1,data-len=4"
+	 * for an M core the bootloader started (imx_rproc then attaches).  It is
+	 * not in the ELF because QEMU copies ELF contents after the loader's data
+	 * writes at reset. */
+	.section .rprockit_state, "aw", %nobits
+	.balign	4
+	.global	m_core_running
+m_core_running:	.skip	4
+
+	.section .bss, "aw", %nobits
+	.balign	16
+	.skip	1024
+stack_top:

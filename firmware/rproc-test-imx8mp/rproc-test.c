@@ -1,0 +1,1 @@
+../rproc-test/rproc-test.c

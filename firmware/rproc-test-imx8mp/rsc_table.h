@@ -1,0 +1,1 @@
+../rproc-test/rsc_table.h

@@ -1,0 +1,97 @@
+"""Boot an emulated arm64 board through rprockit's EL3 monitor.
+
+QEMU's ``-kernel`` boot of ``imx8mp-evk`` emulates PSCI itself and answers
+every other SMC with -1 (SMCCC NOT_SUPPORTED), so imx_rproc's
+``IMX_SIP_RPROC`` calls cannot work.  Instead the target loads the kernel
+``Image``, a DTB and the initramfs with ``-device loader`` and starts the CPU
+in ``firmware/el3-monitor`` (``-device loader,file=el3-monitor.elf,cpu-num=0``:
+the CPU starts at EL3 there, and QEMU's PSCI is off), which provides PSCI and
+``IMX_SIP_RPROC`` and drops to EL2 at the kernel entry.
+
+Nobody rewrites the DTB on that path (QEMU's ``-kernel`` would fill
+``/chosen`` and ``/memory``), so :func:`boot_dtb` adds the initramfs range to
+``/chosen`` (``linux,initrd-start``/``-end``, Linux
+Documentation/devicetree/bindings/chosen.txt); the board DTS carries
+``bootargs`` and the RAM size itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import UserError
+from .runner import Runner, require_tool
+
+#: Where the monitor's linker script puts the kernel entry, the DTB and the
+#: initramfs (firmware/el3-monitor/monitor.ld; targets/qemu-imx8mp.yaml loads them there).
+KERNEL_ADDR = 0x40200000
+DTB_ADDR = 0x48000000
+INITRD_ADDR = 0x49000000
+#: The DTB gets this much room to grow (``/chosen`` properties).
+DTB_PAD = 0x1000
+#: Debian's AArch64 cross toolchain (gcc-aarch64-linux-gnu).
+CC = "aarch64-linux-gnu-gcc"
+
+
+class El3BootError(UserError):
+    """The monitor or the boot DTB could not be made."""
+
+
+def build_monitor(src_dir: Path, out: Path, runner: Runner | None = None) -> Path:
+    """Assemble and link ``src_dir/monitor.S`` with ``src_dir/monitor.ld``.
+
+    Args:
+        src_dir: ``firmware/el3-monitor``.
+        out: the ELF to write (QEMU's loader takes its entry point as the PC).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ToolMissingError: aarch64-linux-gnu-gcc is not installed.
+        CommandError: the assembly or link fails.
+    """
+    runner = runner or Runner()
+    require_tool(CC, " (needed to build the EL3 monitor of the emulated arm64 board)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    # -N: one segment, not page-aligned, so the ELF loads exactly at 0x00970000
+    runner.run([CC, "-nostdlib", "-nostartfiles", "-static", "-Wl,--build-id=none", "-Wl,-N",
+                "-T", "monitor.ld", "monitor.S", "-o", str(tmp)], cwd=src_dir)
+    os.replace(tmp, out)
+    return out
+
+
+def boot_dtb(dtb: Path, initrd: Path, out: Path, initrd_addr: int = INITRD_ADDR) -> Path:
+    """Copy ``dtb`` to ``out`` with ``/chosen`` naming the initramfs QEMU loads.
+
+    Args:
+        dtb: the board DTB.
+        initrd: the initramfs file (its size in bytes gives the end).
+        out: the DTB to write.
+        initrd_addr: physical address of the initramfs (hex, default 0x49000000).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        El3BootError: the DTB cannot be read or has no ``/chosen``.
+    """
+    import libfdt
+
+    try:
+        fdt = libfdt.Fdt(dtb.read_bytes())
+        fdt.resize(fdt.totalsize() + DTB_PAD)
+        node = fdt.path_offset("/chosen")
+        end = initrd_addr + initrd.stat().st_size
+        fdt.setprop_u64(node, "linux,initrd-start", initrd_addr)
+        fdt.setprop_u64(node, "linux,initrd-end", end)
+        fdt.pack()
+    except (OSError, libfdt.FdtException) as e:
+        raise El3BootError(f"cannot make the boot DTB from {dtb}: {e}; the board DTS needs "
+                           "a /chosen node (with bootargs)") from e
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(fdt.as_bytearray())
+    os.replace(tmp, out)
+    return out
