@@ -19,6 +19,7 @@ import pytest
 from conftest import _REAL_HOME, ROOT, TEST_WS, rprockit
 
 from rprockit.preflight import check_firmware
+from rprockit.verify import run_verify
 
 pytestmark = pytest.mark.slow
 PROFILE = "imx8mp-mainline-6.1"
@@ -57,6 +58,8 @@ def test_all_runs_through_verify_on_the_smc_path(pipeline):
     klog = (ws / "verify" / "kernel.log").read_text()
     assert "remote processor imx-rproc is now up" in klog
     assert "psci: PSCIv1.0 detected in firmware" in klog
+    # the monitor's STOP says the core was idle (imx_rproc_stop() second result)
+    assert "stopped remote processor imx-rproc" in klog and "Not in wfi" not in klog
 
 
 def test_ddr_linked_firmware_running_yet_failed_by_preflight(pipeline):
@@ -73,3 +76,23 @@ def test_ddr_linked_firmware_running_yet_failed_by_preflight(pipeline):
                          dtb=art / "dtbs" / "imx8mp-evk-rproc-qemu.dtb")
     assert rep.failed and [c.id for c in rep.checks if c.status == "fail"] == ["boot.vector"]
     assert "running" in rep.by_id("boot.vector").message
+
+
+def test_core_started_by_the_bootloader_is_attached_then_cycled(pipeline, tmp_path):
+    ws, proc = pipeline
+    assert proc.returncode == 0
+    art = ws / "artifacts"
+    env = tmp_path / "qemu-imx8mp-attached.yaml"
+    text = ENV.read_text()
+    # the monitor's M core state word (firmware/el3-monitor/monitor.ld) preloaded "started"
+    env.write_text(text.replace("cpu-num=0\"", "cpu-num=0 -device loader,addr=0x0097f000,"
+                                "data=1,data-len=4\""))
+    assert env.read_text() != text
+    res = run_verify(env, art / "manifest.json", tmp_path / "r", art, cycles=2,
+                     extra_pytest_args=["-k", "probed or detached or reload_cycles"])
+    assert res.passed, res.table
+    det = check(res.summary, "test_detached_attach")
+    assert det["outcome"] == "passed", det
+    assert "state after probe: attached" in det["evidence"]
+    assert "stop -> offline" in det["evidence"]
+    assert "remote processor imx-rproc is now attached" in (tmp_path / "r" / "kernel.log").read_text()
