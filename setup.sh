@@ -50,7 +50,33 @@ case "$CODENAME" in
 esac
 LIST=/etc/apt/sources.list.d/rprockit.sources
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-MIRROR=${RPROCKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The Debian archive this machine already uses (its own apt sources), so the
+# extra entries below go to the same mirror; RPROCKIT_DEBIAN_MIRROR overrides.
+system_mirror() {
+  local f uri
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] && [ "$f" != "$LIST" ] || continue
+    # deb822: the URIs of the first stanza whose Suites name this release
+    uri=$(awk -v c="$CODENAME" 'BEGIN { RS = ""; FS = "\n" }
+      { u = ""; s = 0
+        for (i = 1; i <= NF; i++) {
+          if ($i ~ /^URIs:/) { split($i, a, " "); u = a[2] }
+          if ($i ~ /^Suites:/) { n = split($i, b, " "); for (j = 2; j <= n; j++) if (b[j] == c) s = 1 }
+        }
+        if (s && u != "") { print u; exit } }' "$f")
+    if [ -n "$uri" ]; then echo "$uri"; return; fi
+  done
+  [ -f /etc/apt/sources.list ] || return 0
+  # one-line format: deb [options] URI SUITE COMPONENTS...
+  awk -v c="$CODENAME" '$1 == "deb" {
+      i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+      if ($(i + 1) == c) { print $i; exit } }' /etc/apt/sources.list
+}
+MIRROR=${RPROCKIT_DEBIAN_MIRROR:-$(system_mirror)}
+if [ -z "$MIRROR" ]; then
+  echo "setup: no Debian archive for '$CODENAME' in the apt sources; set RPROCKIT_DEBIAN_MIRROR to its URI" >&2
+  exit 2
+fi
 
 sources_text() {
   if [ "$CODENAME" = bookworm ]; then
