@@ -449,30 +449,65 @@ class RprockitProgram(Program):
             raise Exit(f"rprockit: error: {e}", code=2) from None
 
     def parse_tasks(self) -> None:
-        try:
-            super().parse_tasks()
-        except ParseError as e:
-            raise Exit(f"rprockit: error: {e}; see rprockit --list", code=2) from None
-        except ValueError as e:  # an option value of the wrong type (--cycles x)
-            raise Exit(f"rprockit: error: {_culprit(self.argv, str(e))}bad option value: {e}; "
-                       "give an integer", code=2) from None
-        for parsed in self.tasks:
-            arg = parsed.args.get("cycles") if "cycles" in parsed.args else None
-            if arg is not None and arg.got_value and not arg.value >= 1:
-                raise Exit(f"rprockit: error: {parsed.name} --cycles {arg.value}: give a "
-                           "positive number of reload cycles, e.g. --cycles 3", code=2)
+        _checked_parse_tasks(self, super().parse_tasks)
 
     def parse_cleanup(self) -> None:
-        try:
-            super().parse_cleanup()
-        except ParseError as e:
-            raise Exit(f"rprockit: error: {e}", code=2) from None
+        _checked_parse_cleanup(super().parse_cleanup)
 
     def no_tasks_given(self) -> None:
         print(f"Usage: {self.binary} [--core-opts] <task> [--task-opts] ...   "
               f"({self.binary} <task> --help for a task's options)\n")
         self.list_tasks()
         raise Exit
+
+
+def _checked_parse_tasks(program: Program, parse: Callable[[], None]) -> None:
+    """Run invoke's task parsing; a command line it cannot parse exits 2, naming the culprit."""
+    try:
+        parse()
+    except ParseError as e:
+        binary = (getattr(program, "binary_names", None) or [program.binary])[0]
+        raise Exit(f"rprockit: error: {e}; see {binary} --list", code=2) from None
+    except ValueError as e:  # an option value of the wrong type (--cycles x)
+        raise Exit(f"rprockit: error: {_culprit(program.argv, str(e))}bad option value: {e}; "
+                   "give an integer", code=2) from None
+    for parsed in program.tasks:
+        arg = parsed.args.get("cycles") if "cycles" in parsed.args else None
+        if arg is not None and arg.got_value and not arg.value >= 1:
+            raise Exit(f"rprockit: error: {parsed.name} --cycles {arg.value}: give a "
+                       "positive number of reload cycles, e.g. --cycles 3", code=2)
+
+
+def _checked_parse_cleanup(parse: Callable[[], None]) -> None:
+    """Run invoke's end-of-parse step (``--help TASK`` and the like); errors exit 2."""
+    try:
+        parse()
+    except ParseError as e:
+        raise Exit(f"rprockit: error: {e}", code=2) from None
+
+
+def adopt_invoke_binary() -> None:
+    """Give the ``invoke`` binary the command-line errors of ``rprockit``: exit 2, no traceback.
+
+    ``invoke`` loads ``tasks.py`` in ``Program.parse_collection()``, before it parses the
+    tasks and their options in ``Program.parse_tasks()`` (invoke 2.x ``Program.run``); on
+    its own it ends a ``ParseError`` with exit 1 and a bad option value (``--cycles x``)
+    with a traceback. ``tasks.py`` calls this so that the rest of the command line is
+    checked as :class:`RprockitProgram` checks it. Idempotent.
+    """
+    if getattr(Program, "_rprockit_errors", False):
+        return
+    own_tasks, own_cleanup = Program.parse_tasks, Program.parse_cleanup
+
+    def parse_tasks(self: Program) -> None:
+        _checked_parse_tasks(self, lambda: own_tasks(self))
+
+    def parse_cleanup(self: Program) -> None:
+        _checked_parse_cleanup(lambda: own_cleanup(self))
+
+    Program.parse_tasks = parse_tasks  # type: ignore[method-assign]
+    Program.parse_cleanup = parse_cleanup  # type: ignore[method-assign]
+    Program._rprockit_errors = True  # type: ignore[attr-defined]
 
 
 def _culprit(argv: list[str], message: str) -> str:
