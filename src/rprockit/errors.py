@@ -170,5 +170,9 @@ class DirtyTreeError(TreeStateError, FetchError):
             "and run again.")
 
 
+class PreflightError(UserError):
+    """A pre-flight input (firmware ELF, DTB, kernel tree, SoC name) that cannot be checked."""
+
+
 class TargetError(UserError):
     """The target could not be reached or refused an operation."""

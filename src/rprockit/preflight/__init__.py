@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import PreflightError
 from ..runner import Runner
 from .checks import CHECKS, segment_rows
 from .driver import LINES, select_line
@@ -46,11 +46,9 @@ __all__ = [
     "load_model",
 ]
 
-#: Base of the pre-flight input errors (all are UserError: exit 2).
-PreflightError = UserError
 
 
-class UnknownSocError(UserError):
+class UnknownSocError(PreflightError):
     """The SoC name is not one of :data:`SOCS`."""
 
     def __init__(self, soc: str):

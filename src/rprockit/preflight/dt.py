@@ -14,13 +14,13 @@ from types import MappingProxyType
 
 import libfdt
 
-from ..errors import UnreadableFileError, UserError
+from ..errors import PreflightError, UnreadableFileError
 from ..files import read_regular
 
 MAX_DTB_BYTES = 16 * 1024 * 1024
 
 
-class DtbFileError(UserError):
+class DtbFileError(PreflightError):
     """The DTB cannot be read or is not a valid flattened device tree."""
 
     def __init__(self, path: Path, problem: str):

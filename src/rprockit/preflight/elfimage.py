@@ -19,7 +19,7 @@ from elftools.construct.core import ConstructError
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from ..errors import UnreadableFileError, UserError
+from ..errors import PreflightError, UnreadableFileError
 from ..files import read_regular
 
 #: Errors pyelftools raises on malformed input.
@@ -32,7 +32,7 @@ _PARSE_ERRORS = (ELFError, ConstructError, struct.error, ValueError, UnicodeDeco
 MAX_FIRMWARE_BYTES = 64 * 1024 * 1024
 
 
-class FirmwareFileError(UserError):
+class FirmwareFileError(PreflightError):
     """The firmware file cannot be read or is not a well-formed ELF."""
 
     def __init__(self, path: Path, problem: str, fix: str = ""):

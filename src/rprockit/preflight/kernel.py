@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import kernel_tree
-from ..errors import UserError
+from ..errors import PreflightError
 from .soc import AttEntry, AttTable
 
 IMX_RPROC = "drivers/remoteproc/imx_rproc.c"
@@ -29,7 +29,7 @@ ELF_LOADER = "drivers/remoteproc/remoteproc_elf_loader.c"
 CORE = "drivers/remoteproc/remoteproc_core.c"
 
 
-class KernelTreeError(UserError):
+class KernelTreeError(PreflightError):
     """``--kernel-tree`` is not a readable kernel source tree."""
 
     def __init__(self, tree: Path, problem: str):
