@@ -111,7 +111,7 @@ def load_att(name: str) -> AttTable:
     """Load ``data/att/<name>.yaml``.
 
     Raises:
-        ProfileError: the data file is invalid (a packaging bug).
+        InvalidFileError: the data file is invalid (a packaging bug).
     """
     data, _ = load_validated(_data_file("att", name), "att")
     src = data["source"]
@@ -129,7 +129,7 @@ def load_soc(name: str) -> SocInfo:
 
     Raises:
         ValueError: ``name`` is not in :data:`SOCS` (the caller validates user input).
-        ProfileError: the data file is invalid (a packaging bug).
+        InvalidFileError: the data file is invalid (a packaging bug).
     """
     if name not in SOCS:
         raise ValueError(f"unknown SoC {name!r}")

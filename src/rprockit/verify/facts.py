@@ -364,7 +364,7 @@ def run_facts(target_env: Path, images: Path | None = None, out_dir: Path | None
         The facts (``.to_dict()`` for JSON, ``.render()`` for the table).
 
     Raises:
-        UserError: bad environment file (ProfileError), SSH host key unknown or
+        UserError: bad environment file (InvalidFileError), SSH host key unknown or
             changed, target unreachable.
     """
     from labgrid.environment import Environment

@@ -223,7 +223,7 @@ def open_shell(target, env_file: Path, accept_new_host_key: bool = False) -> Ite
 
     Raises:
         HostKeyUnknownError, HostKeyMismatchError, TargetConnectionError: SSH.
-        ProfileError: the environment file is invalid.
+        InvalidFileError: the environment file is invalid.
     """
     from ..place import resolve_on
 
