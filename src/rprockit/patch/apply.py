@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import DirtyTreeError
+from ..files import write_json_atomic, write_text_atomic
 from ..runner import Runner
 from .classify import classify_on, family_warnings
 from .errors import PatchApplyError, TreeStateError
@@ -33,8 +34,6 @@ from .tree import (
     STATE_FILE,
     Git,
     detect_family,
-    write_json_atomic,
-    write_text_atomic,
 )
 from .txn import Transaction, read_state, recover, restore
 
@@ -105,7 +104,7 @@ def _write_report(report: PatchReport, git: Git, report_dir: Path | None) -> Non
     else:
         json_path, txt_path = Path(report_dir) / "patch-report.json", \
             Path(report_dir) / "patch-report.txt"
-    write_json_atomic(json_path, report.to_dict())
+    write_json_atomic(json_path, report.to_dict(), sort_keys=False)
     write_text_atomic(txt_path, report.render())
 
 
