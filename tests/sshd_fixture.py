@@ -52,6 +52,22 @@ class SSHServer:
     def known_hosts_line(self) -> str:
         return f"[{self.host}]:{self.port} {self.host_key_pub}"
 
+    def environment_file(self, directory: Path, **rprockit_options: str) -> Path:
+        """Write ``directory/known_hosts`` (this server's key) and ``directory/board.yaml``,
+        a labgrid environment file for a board reached over SSH at this server, with
+        ``rprockit_options`` added under ``targets.main.options.rprockit``."""
+        import yaml
+
+        kh = directory / "known_hosts"
+        kh.write_text(self.known_hosts_line + "\n")
+        env = directory / "board.yaml"
+        env.write_text(yaml.safe_dump({"targets": {"main": {
+            "resources": {"NetworkService": {"address": self.host, "port": self.port,
+                                             "username": self.user}},
+            "drivers": {"SSHDriver": {"keyfile": str(self.user_key)}},
+            "options": {"rprockit": {"known_hosts": str(kh), **rprockit_options}}}}}))
+        return env
+
     def session_pids(self) -> list[int]:
         """PIDs of the per-connection sshd processes (children of the listener)."""
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")

@@ -266,14 +266,7 @@ def test_collect_from_target_over_ssh(tmp_path, sshd):  # noqa: F811
     so the log must name no failure; the SSH path, the facts and the bundle are real."""
     from rprockit.diagnose import collect_from_target
 
-    kh = tmp_path / "known_hosts"
-    kh.write_text(sshd.known_hosts_line + "\n")
-    env = tmp_path / "board.yaml"
-    env.write_text(yaml.safe_dump({"targets": {"main": {
-        "resources": {"NetworkService": {"address": sshd.host, "port": sshd.port,
-                                         "username": sshd.user}},
-        "drivers": {"SSHDriver": {"keyfile": str(sshd.user_key)}},
-        "options": {"rprockit": {"known_hosts": str(kh)}}}}}))
+    env = sshd.environment_file(tmp_path)
     log, facts = collect_from_target(env)
     assert log.kind == "facts" and log.source == f"target:{env}"
     assert facts["release"] == os.uname().release and facts["devicetree"] is False
@@ -281,6 +274,6 @@ def test_collect_from_target_over_ssh(tmp_path, sshd):  # noqa: F811
     assert diag.failures == [] and diag.facts is not None and diag.needs["facts"] == []
     validate(diag.to_dict(), "diagnose", source="ssh")
     # an unknown host key is refused, not accepted (exit 2 through the task)
-    kh.write_text("")
+    (tmp_path / "known_hosts").write_text("")
     res = run_cli("-", "--target", str(env))
     assert res.returncode == 2 and "host key" in res.stderr.lower(), res.stderr

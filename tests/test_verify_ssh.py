@@ -19,7 +19,6 @@ import shutil
 
 import fakemod
 import pytest
-import yaml
 from sshd_fixture import sshd  # noqa: F401 - fixture
 
 from rprockit.deploy import HostKeyUnknownError
@@ -58,14 +57,8 @@ def board(tmp_path, sshd):  # noqa: F811
         shutil.copy2(ko, moddir / ko.name)
     (root / "lib" / "firmware").mkdir(parents=True)
     shutil.copy2(art / "firmware" / "rproc-test.elf", root / "lib" / "firmware")
+    env = sshd.environment_file(tmp_path, root_prefix=str(root))
     kh = tmp_path / "known_hosts"
-    kh.write_text(sshd.known_hosts_line + "\n")
-    env = tmp_path / "board.yaml"
-    env.write_text(yaml.safe_dump({"targets": {"main": {
-        "resources": {"NetworkService": {"address": sshd.host, "port": sshd.port,
-                                         "username": sshd.user}},
-        "drivers": {"SSHDriver": {"keyfile": str(sshd.user_key)}},
-        "options": {"rprockit": {"known_hosts": str(kh), "root_prefix": str(root)}}}}}))
     return {"env": env, "art": art, "root": root, "kh": kh, "moddir": moddir, "obj": obj}
 
 
