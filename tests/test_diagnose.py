@@ -125,6 +125,28 @@ def test_transient_firmware_miss_is_cleared_by_a_later_boot():
     assert [m.id for m in diagnose(parse_text(log.split("\n")[0])).findings] == ["firmware-missing"]
 
 
+def test_load_that_stops_at_the_boot_line_is_a_suspect_on_imx8m_only():
+    """A paste ending at "Booting fw image" (the board froze) vs. one that goes on."""
+    freeze = (LOGS / "imx8mp-evk-tcm-load-freeze.log").read_text()
+    diag = diagnose(parse_text(freeze))
+    assert [m.id for m in diag.findings] == ["imx8m-mcore-load-hang"]
+    assert diag.verdict == "suspect" and diag.exit_code == 0
+    assert "mcore_booted" in diag.findings[0].remedy and "prepare_mcore" in diag.findings[0].remedy
+    # the same start that went on: a later kernel line clears it
+    went_on = freeze.replace("<FROZEN>", "[ 43.700000] remoteproc remoteproc0: remote "
+                             "processor imx-rproc is now up")
+    assert diagnose(parse_text(went_on)).findings == []
+    # an RCU stall after the boot line is the clock stall, reported as such
+    stalled = freeze.replace("<FROZEN>", "[ 64.6] rcu: INFO: rcu_preempt self-detected stall on CPU")
+    assert [m.id for m in diagnose(parse_text(stalled)).findings] == ["imx8m-mcore-clock-stall"]
+    # not on another family, and not when the log names no SoC at all
+    assert diagnose(parse_text(freeze), soc="imx7d").findings == []
+    bare = "remoteproc remoteproc0: Booting fw image fw.elf, size 1000\n"
+    assert diagnose(parse_text(bare)).findings == []
+    assert [m.id for m in diagnose(parse_text(bare), soc="imx8mm").findings] == [
+        "imx8m-mcore-load-hang"]
+
+
 def test_kernel_line_and_vendor_detection():
     diag = diagnose_log(LOGS / "imx8qxp-mek-load-null-pc.log")
     c = diag.context
