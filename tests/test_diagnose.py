@@ -147,6 +147,13 @@ def test_load_that_stops_at_the_boot_line_is_a_suspect_on_imx8m_only():
         "imx8m-mcore-load-hang"]
 
 
+def test_ddr_segment_without_memory_region_names_the_boot_loader_device_tree():
+    """A boot loader's own loader (barebox) prints the kernel's line; the i.MX8M remedy covers it."""
+    ddr = diagnose_log(LOGS / "imx8mp-barebox-ddr-no-memory-region.log").findings[0]
+    assert ddr.id == "segment-outside-mapped-memory" and ddr.condition == {"family": ["imx8m"]}
+    assert "memory-region" in ddr.remedy and "boot loader's device tree" in ddr.remedy
+
+
 def test_kernel_line_and_vendor_detection():
     diag = diagnose_log(LOGS / "imx8qxp-mek-load-null-pc.log")
     c = diag.context
