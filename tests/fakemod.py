@@ -29,3 +29,18 @@ def make_ko(obj: Path, out: Path, release: str, version: str = "1") -> Path:
                     "--set-section-flags", ".modinfo=alloc,readonly", str(obj), str(out)],
                    check=True)
     return out
+
+
+def add_versions(ko: Path, versions: dict[str, int], out: Path | None = None) -> Path:
+    """``ko`` plus a ``__versions`` section as modpost writes it with CONFIG_MODVERSIONS
+    (scripts/mod/modpost.c ``add_versions()``: ``struct modversion_info`` of
+    include/linux/module.h, a 32-bit little-endian CRC and a 60-byte name on ARM)."""
+    out = out or ko
+    blob = b"".join(crc.to_bytes(4, "little") + name.encode().ljust(60, b"\0")
+                    for name, crc in versions.items())
+    sec = ko.with_suffix(".versions")
+    sec.write_bytes(blob)
+    subprocess.run([CROSS + "objcopy", "--add-section", f"__versions={sec}",
+                    "--set-section-flags", "__versions=alloc,readonly", str(ko), str(out)],
+                   check=True)
+    return out

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ccache as ccache_mod
-from . import firmware
-from .errors import BuildError, CommandError, ToolMissingError
+from . import firmware, running
+from .errors import BuildError, CommandError, KconfigError, ToolMissingError
 from .files import sha256_file, write_json_atomic
 from .git import Git
 from .manifest import Manifest, board_dtb_name
@@ -211,6 +211,40 @@ def kernel_release(ws: Workspace) -> str:
     return (ws.out / "include/config/kernel.release").read_text().strip()
 
 
+#: Where the ``O=`` directory remembers the compiler command its objects were built with.
+COMPILER_RECORD = ".rprockit-compiler"
+
+
+def compiler_change(out: Path, command: str) -> str | None:
+    """The message for a compiler command that differs from the one ``out`` was built
+    with (ccache added or removed), or None.
+
+    Kbuild keeps each object's full command in its ``.cmd`` file and rebuilds an
+    object whose command changed (scripts/Kbuild.include ``if_changed``), so such a
+    change rebuilds every object; the build stage says so before make starts.
+    """
+    rec = out / COMPILER_RECORD
+    old = rec.read_text().strip() if rec.is_file() else None
+    if old is None or old == command:
+        return None
+    return (f"the compiler command changed from '{old}' to '{command}' since the last build "
+            f"in {out}: make rebuilds every object (kbuild compares each object's recorded "
+            "command, scripts/Kbuild.include if_changed). ccache on or off is "
+            "rprockit.ccache.enabled in invoke.yaml; CCACHE_DISABLE=1 keeps the command and "
+            "only bypasses the cache")
+
+
+def predicted_release(profile: Profile, ws: Workspace, localversion: str | None,
+                      runner: Runner | None = None) -> running.ReleaseParts:
+    """The release ``make`` will give for the tree, ``O=/.config`` and ``LOCALVERSION``
+    (None: make sees the environment's, usually unset)."""
+    from .kconfig import kernel_version
+
+    env_lv = localversion if localversion is not None else os.environ.get("LOCALVERSION")
+    text = (ws.out / ".config").read_text(errors="replace")
+    return running.release_parts(ws.src, ws.out, text, kernel_version(ws.src), env_lv, runner)
+
+
 def _collect(profile: Profile, ws: Workspace, board_dtbs: list[Path],
              extra: dict[str, Path]) -> dict:
     art = ws.artifacts
@@ -247,7 +281,8 @@ def _collect(profile: Profile, ws: Workspace, board_dtbs: list[Path],
 def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None = None,
           progress: Callable[[str], None] = lambda line: None, jobs: int | None = None,
           extra: dict[str, Path] | None = None, meta: dict | None = None,
-          ccache: ccache_mod.CcacheSettings | None = None) -> BuildResult:
+          ccache: ccache_mod.CcacheSettings | None = None, localversion: str | None = None,
+          say: Callable[[str], None] = lambda line: None) -> BuildResult:
     """Build the kernel image, DTBs and modules and collect them with a manifest.
 
     Args:
@@ -262,6 +297,9 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
         meta: facts copied into the manifest (module load order, firmware name).
         ccache: the compiler cache settings (default: ccache's own configuration,
             made path-independent); the statistics go to the manifest's ``ccache``.
+        localversion: ``LOCALVERSION`` for make (a build for a running kernel,
+            :func:`rprockit.running.localversion_for`), or None to leave it unset.
+        say: one-line messages before make starts (a changed compiler command).
 
     Returns:
         The manifest path and content; ``seconds`` is the wall time of make,
@@ -283,9 +321,15 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
     if "macro-prefix-map" not in (ws.src / "Makefile").read_text(errors="replace"):
         # kernels before 5.x lack it: keep the source path out of __FILE__
         env["KCFLAGS"] = f"-fmacro-prefix-map={ws.src}/="
+    if localversion is not None:
+        env["LOCALVERSION"] = localversion
     targets = [profile.image, "modules", *profile.dtbs]
     settings = ccache or ccache_mod.CcacheSettings()
     wrapper = ccache_mod.wrapper(settings)
+    compiler = ccache_mod.compiler_command(profile.cross_compile, wrapper)
+    change = compiler_change(ws.out, compiler)
+    if change:
+        say(f"[build] {change}")
     cmd = make_args(profile, ws, jobs, wrapper) + targets
     log = ws.logs / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -304,17 +348,24 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
         raise BuildError(f"kernel build failed for profile {profile.name}; full log: {log}\n"
                          f"{e}") from e
     seconds = time.monotonic() - t0
+    (ws.out / COMPILER_RECORD).write_text(compiler + "\n")
     stats = ccache_mod.read_stats(stats_log) if wrapper else None
     outputs = _collect(profile, ws, board, extra)
     release = kernel_release(ws)
+    try:
+        parts: running.ReleaseParts | None = predicted_release(profile, ws, localversion,
+                                                               runner)
+    except KconfigError:  # a Makefile without version lines: no prediction to record
+        parts = None
     data = {
         "format": 1,
         "profile": profile.name,
         "kernel_release": release,
+        "release_parts": parts.to_dict() if parts and parts.release == release else None,
         "arch": profile.arch,
         "cross_compile": profile.cross_compile,
         **(meta or {}),
-        "inputs": {**inputs, "toolchain": tools, "environment": env},
+        "inputs": {**inputs, "toolchain": tools, "environment": env, "compiler": compiler},
         "outputs": outputs,
         "reproduce": reproduce_recipe(profile, ws, env, jobs, targets),
     }
@@ -336,6 +387,8 @@ def _ccache_record(settings: ccache_mod.CcacheSettings, cc_env: dict[str, str],
     """The manifest's ``ccache`` entry (outside ``inputs``: the cache changes no output)."""
     if stats is None:
         return {"used": False}
+    if ccache_mod.disabled_by_environment():
+        return {"used": True, "disabled_by": "CCACHE_DISABLE", "stats": stats.to_dict()}
     remote = cc_env.get("CCACHE_REMOTE_STORAGE") or os.environ.get("CCACHE_REMOTE_STORAGE")
     return {"used": True, "base_dir": cc_env.get("CCACHE_BASEDIR"),
             "hash_dir": "CCACHE_NOHASHDIR" not in cc_env, "kcppflags": cc_env.get("KCPPFLAGS"),
@@ -384,9 +437,26 @@ def stage_inputs(ctx: StageContext) -> tuple:
     firmware facts, toolchain versions, image/DTB list, board DT sources, tree HEAD."""
     p = ctx.profile
     inputs, meta, _ = _upstream(ctx)
+    compiler = ccache_mod.compiler_command(p.cross_compile, ccache_mod.wrapper(ctx.ccache))
     return ("build", inputs, meta, toolchain_versions(p, ctx.runner), p.image, p.dtbs,
             [sha256_file(d) for d in p.board_dts],
-            p.modules.build_dirs if p.modules else None, Git(ctx.ws.src, ctx.runner).head())
+            p.modules.build_dirs if p.modules else None, Git(ctx.ws.src, ctx.runner).head(),
+            compiler, ctx.match_release)
+
+
+def target_localversion(ctx: StageContext) -> str | None:
+    """The ``LOCALVERSION`` that makes the build's release the running kernel's
+    (``ctx.match_release``), or None when no release is to be matched.
+
+    Raises:
+        ReleaseMismatchError: the release cannot be matched (the reason and the fix).
+    """
+    if ctx.match_release is None:
+        return None
+    parts = predicted_release(ctx.profile, ctx.ws, None, ctx.runner)
+    lv = running.localversion_for(parts, ctx.match_release, "the target")
+    ctx.say(f"[build] LOCALVERSION=\"{lv}\": release {parts.fixed}{lv}, as the target runs")
+    return lv
 
 
 def stage_outputs_ok(ctx: StageContext, state: dict) -> bool:
@@ -403,7 +473,7 @@ def stage_run(ctx: StageContext) -> Outcome:
     inputs, meta, fw = _upstream(ctx)
     res = build(ctx.profile, ctx.ws, inputs, ctx.runner, ctx.progress,
                 extra={f"firmware/{fw.name}": fw} if fw else None, meta=meta,
-                ccache=ctx.ccache)
+                ccache=ctx.ccache, localversion=target_localversion(ctx), say=ctx.say)
     cache = f"; {res.ccache.render()}" if res.ccache else ""
     return Outcome(f"{_summary(res.data)}, make {res.seconds:.0f} s{cache}",
                    state={"manifest_id": res.data["id"]}, data=res.data)

@@ -59,8 +59,8 @@ from typing import Any
 
 from .yamlfile import validate
 
-__all__ = ["CcacheSettings", "CcacheStats", "environment", "read_stats", "redact_url",
-           "settings_from_config", "wrapper"]
+__all__ = ["CcacheSettings", "CcacheStats", "compiler_command", "disabled_by_environment",
+           "environment", "read_stats", "redact_url", "settings_from_config", "wrapper"]
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,34 @@ def settings_from_config(cfg: Mapping[str, Any] | None,
 
 
 def wrapper(settings: CcacheSettings) -> str | None:
-    """``ccache`` when the build should use it: enabled, installed, and not disabled
-    by ``CCACHE_DISABLE`` in the environment; else None."""
-    if not settings.enabled or os.environ.get("CCACHE_DISABLE"):
+    """``ccache`` when the build should use it: enabled in the settings and installed;
+    else None.
+
+    ``CCACHE_DISABLE`` in the environment does not remove the wrapper: ccache then
+    calls the compiler itself without caching (ccache(1) ``disable``), so the
+    compiler command line kbuild records in every ``.cmd`` file stays the same and
+    setting it for one build does not make make rebuild every object.  Whether the
+    wrapper is on the command line is a build input (:func:`compiler_command`).
+    """
+    if not settings.enabled:
         return None
     return "ccache" if shutil.which("ccache") else None
+
+
+def disabled_by_environment() -> bool:
+    """``CCACHE_DISABLE`` is set: the wrapper calls the compiler uncached."""
+    return bool(os.environ.get("CCACHE_DISABLE"))
+
+
+def compiler_command(cross_compile: str, wrapper_name: str | None) -> str:
+    """The ``CC`` kbuild runs: ``ccache arm-linux-gnueabihf-gcc`` or the plain compiler.
+
+    Kbuild records the full command of every object in its ``.cmd`` file and
+    rebuilds an object whose command changed (scripts/Kbuild.include
+    ``if_changed``), so a change of this string rebuilds every object.
+    """
+    cc = f"{cross_compile}gcc"
+    return f"{wrapper_name} {cc}" if wrapper_name else cc
 
 
 def environment(settings: CcacheSettings, src: Path, out: Path, stats_log: Path,

@@ -164,6 +164,32 @@ def _context(c: Context, profile: str | None, workspace: str | None,
                         ccache=settings_from_config(cfg.get("ccache")))
 
 
+def _for_running_kernel(ctx, base_config: str | None, match_target: bool,
+                        accept_new_host_key: bool = False) -> None:
+    """Set the context's base config (``--base-config FILE|target``) and the release to
+    match (``--match-target``), reading the target over SSH when asked."""
+    from .running import read_from_target
+
+    if base_config and base_config != "target":
+        p = Path(base_config).expanduser()
+        if not p.is_file():
+            raise InvalidValueError("--base-config", base_config,
+                                    "a board's config file (.config, config.gz) or 'target'")
+        ctx.base_config = p.resolve()
+    if base_config != "target" and not match_target:
+        return
+    if ctx.target_env is None:
+        raise UserError("--base-config target and --match-target read the running kernel "
+                        "over SSH: give --target (a labgrid environment file or user@host)")
+    release, cfg = read_from_target(ctx.target_env, ctx.ws.base / "base",
+                                    base_config == "target", accept_new_host_key)
+    if cfg is not None:
+        print(f"[configure] base config from {cfg.where} on the target ({release})")
+        ctx.base_config = cfg.path
+    if match_target:
+        ctx.match_release = release
+
+
 def _run(ctx, last: str, skip: str = ""):
     """The pipeline up to stage ``last``, minus the comma-separated ``skip``."""
     from .pipeline import run, stages_until
@@ -183,6 +209,11 @@ HELP = {
 TARGET_HELP = "labgrid environment file (default: the profile's target)"
 HOST_KEY_HELP = "trust an SSH host key not yet in known_hosts (recorded there)"
 CYCLES_HELP = "remoteproc reload cycles, an integer (default: the profile's, 3)"
+BASE_CONFIG_HELP = ("base config instead of the profile's: a board's .config, a copied "
+                    "/proc/config.gz or /boot/config-*, or 'target' to read it from --target "
+                    "over SSH (/proc/config.gz, else /boot/config-$(uname -r))")
+MATCH_HELP = ("build for the kernel --target runs: set LOCALVERSION so the release equals its "
+              "uname -r, or refuse with the reason")
 MIRROR_HELP = ("local git mirror replacing the profile's source URL: PATH or URL=PATH[,...] "
                "(default $RPROCKIT_GIT_MIRROR)")
 
@@ -249,22 +280,32 @@ def patch_matrix(c, series=None, tree=None, json_out=None):
         write_text_atomic(out, _json.dumps(m.to_dict(), indent=2) + "\n")
 
 
-@task(help=HELP)
+@task(help={**HELP, "base_config": BASE_CONFIG_HELP,
+            "target": "the target to read the config from (--base-config target)",
+            "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
-def configure(c, profile=None, workspace=None):
+def configure(c, profile=None, workspace=None, base_config=None, target=None,
+              accept_new_host_key=False):
     """Merge base config and fragments (kconfiglib); fail if any symbol did not stick."""
-    _run(_context(c, profile, workspace), "configure")
+    ctx = _context(c, profile, workspace, target=target)
+    _for_running_kernel(ctx, base_config, False, accept_new_host_key)
+    _run(ctx, "configure")
 
 
 @task(help={**HELP, "force": "rebuild even when inputs are unchanged",
             "verbose": "print every command",
             "check_reproducible": "two clean builds without ccache in different directories; "
-                                  "compare every image, DTB and .ko (exit 2 on any difference)"})
+                                  "compare every image, DTB and .ko (exit 2 on any difference)",
+            "base_config": BASE_CONFIG_HELP, "match_target": MATCH_HELP,
+            "target": "the running target (--base-config target, --match-target)",
+            "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
 def build(c, profile=None, workspace=None, force=False, verbose=False,
-          check_reproducible=False):
+          check_reproducible=False, base_config=None, match_target=False, target=None,
+          accept_new_host_key=False):
     """Cross-build kernel image, DTBs, modules and firmware; write manifest.json."""
-    ctx = _context(c, profile, workspace, force=force, verbose=verbose)
+    ctx = _context(c, profile, workspace, force=force, verbose=verbose, target=target)
+    _for_running_kernel(ctx, base_config, match_target, accept_new_host_key)
     _run(ctx, "build")
     if check_reproducible:
         from .repro import check_reproducible as check
@@ -336,10 +377,12 @@ def verify(c, profile=None, workspace=None, target=None, cycles=0, facts=False,
             "reload": "after installing: stop the M core, reload the modules, start it again",
             "rollback": "restore the set installed before the last deploy",
             "force": "deploy despite a kernel release/vermagic mismatch (loud; recorded)",
+            "symvers": "the running kernel's Module.symvers: refuse modules whose symbol "
+                       "CRCs differ from it (CONFIG_MODVERSIONS)",
             "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
 def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=False,
-           force=False, accept_new_host_key=False):
+           force=False, symvers=None, accept_new_host_key=False):
     """Install the built modules and firmware on a running target over SSH, atomically."""
     from . import deploy as deploy_mod
     from .place import acquired, resolve
@@ -352,6 +395,12 @@ def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=
                         "restores the previous set as it was, so drop --force")
     desc = load_target(target)
     arts = None if rollback else deploy_artifacts(_context(c, profile, workspace).ws.artifacts)
+    if symvers and arts is not None:
+        if not Path(symvers).is_file():
+            raise InvalidValueError("--symvers", symvers, "a Module.symvers file")
+        import dataclasses
+
+        arts = dataclasses.replace(arts, symvers=Path(symvers).resolve())
     with acquired(desc) as held:  # a RemotePlace: taken and given back
         tgt = resolve(held)
         if arts is None:

@@ -421,12 +421,35 @@ def _unknown(kconf: kconfiglib.Kconfig, reqs: list[Request]) -> list[str]:
     return errs
 
 
+def is_config_file(base: str | Path) -> bool:
+    """A base config that names a file (a path: it has a ``/``) rather than
+    ``allnoconfig`` or a defconfig name."""
+    return isinstance(base, Path) or "/" in base
+
+
+def _load_base_file(kconf: LinuxKconfig, path: Path) -> None:
+    """Load a board's config file (``.config``, ``config.gz``) as the base, as
+    ``make olddefconfig`` does with a copied ``.config``: symbols this tree does not
+    know are ignored, new ones take their defaults."""
+    import tempfile
+
+    from .running import read_config
+
+    text = read_config(path)
+    with tempfile.NamedTemporaryFile("w", suffix=".config", prefix="rprockit-base-") as fh:
+        fh.write(text)
+        fh.flush()
+        kconf.load_config(fh.name)
+
+
 def merge(kconf: LinuxKconfig, base: str, fragments: list[Path]) -> list[Request]:
     """Apply ``base`` then ``fragments`` to ``kconf`` (in memory).
 
     Args:
         kconf: from :func:`load`.
-        base: ``allnoconfig`` or a defconfig name in ``arch/$SRCARCH/configs/``.
+        base: ``allnoconfig``, a defconfig name in ``arch/$SRCARCH/configs/``, or the
+            path of a board's config (``.config``, ``/proc/config.gz`` copied,
+            ``/boot/config-<release>``; plain or gzip).
         fragments: config fragments, in order.
 
     Returns:
@@ -434,6 +457,8 @@ def merge(kconf: LinuxKconfig, base: str, fragments: list[Path]) -> list[Request
 
     Raises:
         KconfigError: unknown defconfig, unreadable fragment, or unknown symbols (all listed).
+        ConfigSourceError: a base file that is not a kernel config.
+        UnreadableFileError: a base file that cannot be read.
     """
     env = kconf._rprockit_env
     reqs: list[Request] = []
@@ -446,6 +471,8 @@ def merge(kconf: LinuxKconfig, base: str, fragments: list[Path]) -> list[Request
         if base == "allnoconfig":
             for sym in kconf.unique_defined_syms:
                 sym.set_value(2 if sym.is_allnoconfig_y else 0)
+        elif is_config_file(base):
+            _load_base_file(kconf, Path(base))
         else:
             path = Path(kconf.srctree) / "arch" / env["SRCARCH"] / "configs" / base
             if not path.is_file():
@@ -525,7 +552,7 @@ def configure(srctree: Path, arch: str, cross_compile: str, base: str,
         srctree: kernel source tree.
         arch: ``ARCH``.
         cross_compile: ``CROSS_COMPILE``.
-        base: ``allnoconfig`` or a defconfig name.
+        base: ``allnoconfig``, a defconfig name or a config file's path (:func:`merge`).
         fragments: config fragments in order.
         out_config: the ``.config`` to write (usually ``O=<dir>/.config``).
 
@@ -550,7 +577,8 @@ def _config(ctx: StageContext) -> Path:
 
 
 def stage_inputs(ctx: StageContext) -> tuple:
-    """Tree HEAD, ARCH, CROSS_COMPILE, base config, each fragment's sha256, compiler version.
+    """Tree HEAD, ARCH, CROSS_COMPILE, base config (and a base file's sha256), each
+    fragment's sha256, compiler version.
 
     Raises:
         ToolMissingError: no cross compiler.
@@ -558,8 +586,16 @@ def stage_inputs(ctx: StageContext) -> tuple:
     p = ctx.profile
     head = Git(ctx.ws.src, ctx.runner).head()
     cc_text = kconfig_env(ctx.ws.src, p.arch, p.cross_compile)["CC_VERSION_TEXT"]
-    return ("configure", head, p.arch, p.cross_compile, p.config_base,
+    base = base_config(ctx)
+    return ("configure", head, p.arch, p.cross_compile, base,
+            sha256_file(base) if is_config_file(base) else None,
             [(str(f), sha256_file(f)) for f in p.fragments], cc_text)
+
+
+def base_config(ctx: StageContext) -> str:
+    """The base config of this run: ``--base-config`` (a file, or the target's config
+    saved by :func:`rprockit.running.config_from_target`), else the profile's."""
+    return str(ctx.base_config) if ctx.base_config else ctx.profile.config_base
 
 
 def stage_outputs_ok(ctx: StageContext, state: dict) -> bool:
@@ -578,12 +614,14 @@ def stage_run(ctx: StageContext) -> Outcome:
     """
     p = ctx.profile
     cfg = _config(ctx)
-    res = configure(ctx.ws.src, p.arch, p.cross_compile, p.config_base, list(p.fragments), cfg)
+    base = base_config(ctx)
+    res = configure(ctx.ws.src, p.arch, p.cross_compile, base, list(p.fragments), cfg)
     for w in res.warnings:
         ctx.say(f"[configure] warning: {w}")
     sha = sha256_file(cfg)
     write_json_atomic(ctx.ws.base / "reports" / "kconfig.json", res.to_dict())
-    return Outcome(f"{len(res.actual)} requested symbols all set; .config {sha[:12]}",
+    what = f"base {base}; " if is_config_file(base) else ""
+    return Outcome(f"{what}{len(res.actual)} requested symbols all set; .config {sha[:12]}",
                    state={"config_sha256": sha}, data={})
 
 

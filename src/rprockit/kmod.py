@@ -23,3 +23,51 @@ def vermagic(ko: Path, runner: Runner | None = None) -> str:
     """
     out = (runner or Runner()).run(["modinfo", "-F", "vermagic", "--", str(ko)]).stdout
     return re.sub(r"\s+", " ", out.strip())
+
+
+#: ``struct modversion_info`` (include/linux/module.h, Linux 6.1 line 36): an ``unsigned
+#: long`` CRC and ``char name[64 - sizeof(unsigned long)]`` (MODULE_NAME_LEN,
+#: include/linux/moduleparam.h line 21): 64 bytes per entry on 32- and 64-bit kernels.
+MODVERSION_ENTRY = 64
+
+
+def symbol_versions(ko: Path) -> dict[str, int]:
+    """The CRC of every symbol a module imports (its ``__versions`` section).
+
+    modpost writes the section for a kernel with ``CONFIG_MODVERSIONS``
+    (scripts/mod/modpost.c ``add_versions()``); the kernel compares each entry
+    with its own CRC at load (kernel/module/version.c ``check_version()``).
+
+    Args:
+        ko: a ``.ko`` file.
+
+    Returns:
+        ``{symbol: CRC}``; empty when the module has no ``__versions`` (built
+        without CONFIG_MODVERSIONS).
+
+    Raises:
+        ArtifactError: the file is not an ELF object.
+    """
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    from .errors import UserError
+
+    try:
+        with open(ko, "rb") as fh:
+            elf = ELFFile(fh)
+            sec = elf.get_section_by_name("__versions")
+            if sec is None:
+                return {}
+            data = sec.data()
+            word = 8 if elf.elfclass == 64 else 4
+            little = elf.little_endian
+    except ELFError as e:
+        raise UserError(f"{ko}: not an ELF module ({e}); give a .ko built by kbuild") from e
+    out = {}
+    for at in range(0, len(data) - MODVERSION_ENTRY + 1, MODVERSION_ENTRY):
+        entry = data[at:at + MODVERSION_ENTRY]
+        name = entry[word:].split(b"\0", 1)[0].decode(errors="replace")
+        if name:
+            out[name] = int.from_bytes(entry[:word], "little" if little else "big")
+    return out

@@ -182,12 +182,15 @@ def load_profile(path: str | Path) -> Profile:
     fw = data.get("firmware") or {}
     fw_src = existing(("firmware", "source"), fw["source"], "directory") if fw else None
     target = existing(("target",), data["target"]) if "target" in data else None
+    config_base = data["config"]["base"]
+    if "/" in config_base:  # a board's config file, not allnoconfig or a defconfig name
+        config_base = str(existing(("config", "base"), config_base))
     if problems:
         raise ProfileError(str(path), problems)
     verify = data.get("verify", {})
     return Profile(
         file=path, name=data["name"], source=source, arch=data["arch"],
-        cross_compile=data["cross_compile"], config_base=data["config"]["base"],
+        cross_compile=data["cross_compile"], config_base=config_base,
         fragments=frags, patches=patches, modules=modules, image=build["image"],
         dtbs=tuple(build.get("dtbs", [])), board_dts=board_dts, firmware_src=fw_src,
         firmware_soc=fw.get("soc"), firmware_name=fw.get("name", "rproc-test.elf"),

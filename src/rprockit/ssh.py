@@ -311,6 +311,35 @@ class SSHTransport:
                                      res.stderr or res.stdout, hint)
         return res
 
+    def read_file(self, path: str, limit: int, timeout: float = 60.0) -> bytes | None:
+        """The bytes of a regular file on the target (through ``cat``), or None when it
+        does not exist.
+
+        Args:
+            path: full path on the target.
+            limit: largest size accepted, bytes.
+            timeout: seconds.
+
+        Raises:
+            RemoteCommandError: the file exists but cannot be read, or is larger than
+                ``limit``.
+            TargetConnectionError: the connection broke.
+        """
+        argv = ["sh", "-c", 'test -f "$1" || exit 3; exec cat -- "$1"', "sh", path]
+        try:
+            chan = self._open(argv, timeout)
+            chan.shutdown_write()
+            rc, out, err = self._collect(chan, timeout)
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            raise self._lost(self.command_line(argv), e) from e
+        if rc == 3:
+            return None
+        if rc != 0 or len(out) > limit:
+            raise RemoteCommandError(self.where, self.command_line(argv), rc or 1,
+                                     err.decode(errors="replace") if rc else
+                                     f"{len(out)} bytes, more than {limit}")
+        return bytes(out)
+
     def _collect(self, chan: paramiko.Channel, timeout: float | None
                  ) -> tuple[int, bytes, bytes]:
         out, err = bytearray(), bytearray()

@@ -39,6 +39,11 @@ class StageContext:
         mirror: fetch: a local git mirror replacing the profile's URL
             (:func:`rprockit.fetch.mirror_for`); None reads ``$RPROCKIT_GIT_MIRROR``.
         ccache: the compiler cache settings of the build stage (``rprockit.ccache``).
+        base_config: configure: a board's config file replacing the profile's base
+            (``--base-config``), or None.
+        match_release: build: the running kernel's release (``uname -r``) to build
+            for; the build then sets ``LOCALVERSION`` so that its release equals it
+            (:func:`rprockit.running.localversion_for`), or refuses with the reason.
     """
 
     profile: Profile
@@ -52,6 +57,8 @@ class StageContext:
     accept_new_host_key: bool = False
     mirror: str | None = None
     ccache: CcacheSettings = field(default_factory=CcacheSettings)
+    base_config: Path | None = None
+    match_release: str | None = None
 
     @property
     def target_env(self) -> Path | None:

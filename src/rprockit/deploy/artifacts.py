@@ -49,6 +49,13 @@ class DeployArtifacts:
         manifest_path: the build ``manifest.json`` on this host (its sha256 is recorded).
         firmware_name: the firmware to set on the remote processor at reload; default
             the first firmware file's name.
+        release_parts: how the build's release string was made
+            (:class:`rprockit.running.ReleaseParts` as a dict), for the reason of a
+            release mismatch; None when unknown.
+        symvers: the running kernel's ``Module.symvers`` to check the modules' symbol
+            CRCs against (CONFIG_MODVERSIONS), or None for no CRC check.
+        own_symvers: the build's own ``Module.symvers`` (symbols the deployed modules
+            export to each other), or None.
     """
 
     modules: tuple[Path, ...] = ()
@@ -58,6 +65,9 @@ class DeployArtifacts:
     manifest_id: str | None = None
     manifest_path: Path | None = None
     firmware_name: str | None = None
+    release_parts: dict | None = None
+    symvers: Path | None = None
+    own_symvers: Path | None = None
 
     @classmethod
     def from_build(cls, artifacts: Path) -> DeployArtifacts:
@@ -67,9 +77,14 @@ class DeployArtifacts:
             UserError: no build there yet.
         """
         man = Manifest.load(artifacts)
+        ref = man.artifacts / "image.symvers"  # a modules-only build: the image's
+        own = man.artifacts / "Module.symvers"
         return cls(modules=man.modules, firmware=(man.firmware,) if man.firmware else (),
                    kernel_release=man.kernel_release, load_order=man.load_order,
-                   manifest_id=man.id, manifest_path=man.path, firmware_name=man.firmware_name)
+                   manifest_id=man.id, manifest_path=man.path, firmware_name=man.firmware_name,
+                   release_parts=man.data.get("release_parts"),
+                   symvers=ref if ref.is_file() else None,
+                   own_symvers=own if own.is_file() else None)
 
     @property
     def order(self) -> tuple[str, ...]:

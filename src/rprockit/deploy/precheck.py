@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
+from ..kmod import symbol_versions
+from ..running import ReleaseParts, check_crcs, has_crcs, read_symvers, release_mismatch_reason
 from ..target import TargetDesc
 from .artifacts import CheckedArtifacts, DeployArtifacts
 from .install import Layout
@@ -53,6 +57,7 @@ def run_prechecks(remote: RemoteShell, target: TargetDesc, artifacts: DeployArti
     f = Findings(release, found)
     layout = Layout.for_target(target, release)
     _check_release(f, artifacts, checked)
+    f.hard += check_symbol_crcs(artifacts)
     missing = [t for t in REQUIRED_TOOLS if t not in found]
     if missing:
         f.hard.append(f"the target lacks {', '.join(missing)} (busybox provides them)")
@@ -71,10 +76,12 @@ def run_prechecks(remote: RemoteShell, target: TargetDesc, artifacts: DeployArti
 
 def _check_release(f: Findings, artifacts: DeployArtifacts, checked: CheckedArtifacts) -> None:
     if artifacts.kernel_release and artifacts.kernel_release != f.release:
+        parts = ReleaseParts.from_dict(artifacts.release_parts) \
+            if artifacts.release_parts else None
+        why = release_mismatch_reason(parts, artifacts.kernel_release, f.release)
         f.forceable.append(
             f"kernel release mismatch: the build is {artifacts.kernel_release}, the target "
-            f"runs {f.release} (uname -r); boot the built kernel first, or deploy modules "
-            "built for the running kernel")
+            f"runs {f.release} (uname -r): {why}")
     for m in checked.modules:
         built_for = (m.vermagic or "").split()[0] if m.vermagic else ""
         if built_for != f.release:
@@ -82,6 +89,35 @@ def _check_release(f: Findings, artifacts: DeployArtifacts, checked: CheckedArti
                 f"vermagic mismatch: {m.name} has vermagic '{m.vermagic}', the target runs "
                 f"{f.release}; the kernel would refuse to load it (kernel/module/main.c "
                 "check_modinfo(): \"version magic '...' should be '...'\")")
+
+
+def check_symbol_crcs(artifacts: DeployArtifacts) -> list[str]:
+    """The modules' imported symbol CRCs against the running kernel's Module.symvers.
+
+    Only with ``artifacts.symvers``; a module with no ``__versions`` against a
+    kernel with CRCs (or the reverse) is named too, since CONFIG_MODVERSIONS then
+    differs.  These are not forceable: the kernel itself would refuse the module.
+
+    Returns:
+        One problem per mismatch (see :func:`rprockit.running.check_crcs`).
+    """
+    if artifacts.symvers is None:
+        return []
+    ref = read_symvers(artifacts.symvers)
+    own = read_symvers(artifacts.own_symvers) if artifacts.own_symvers else {}
+    versions = {Path(m).name: symbol_versions(Path(m)) for m in artifacts.modules}
+    if not has_crcs(ref):
+        built = [n for n, v in versions.items() if v]
+        return [f"{built[0]} has symbol CRCs (CONFIG_MODVERSIONS=y) but "
+                f"{artifacts.symvers} has none: the running kernel was built without "
+                "CONFIG_MODVERSIONS; configure from its config (--base-config target)"] \
+            if built else []
+    bare = [n for n, v in versions.items() if not v]
+    if bare:
+        return [f"{', '.join(bare)}: no symbol CRCs (__versions), but the running kernel "
+                f"checks them ({artifacts.symvers} has CRCs, CONFIG_MODVERSIONS=y); "
+                "configure from its config (--base-config target) and rebuild"]
+    return check_crcs(versions, ref, str(artifacts.symvers), own)
 
 
 def _check_writable(f: Findings, remote: RemoteShell, dirs: dict[str, str],
