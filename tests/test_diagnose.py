@@ -154,6 +154,21 @@ def test_ddr_segment_without_memory_region_names_the_boot_loader_device_tree():
     assert "memory-region" in ddr.remedy and "boot loader's device tree" in ddr.remedy
 
 
+def test_uboot_refused_load_is_named_only_for_an_mcore_address():
+    """"Reading file would overwrite reserved memory" is the M-core class only for a TCM/OCRAM load."""
+    refused = "** Reading file would overwrite reserved memory **\n"
+    tcm = diagnose(parse_text("=> ext4load mmc 2:2 0x7e0000 /boot/m7.bin\n" + refused),
+                   soc="imx8mp").findings
+    assert [m.id for m in tcm] == ["uboot-load-into-mcore-memory-refused"]
+    assert "cp.b ${loadaddr} 0x7e0000" in tcm[0].remedy
+    assert [m.id for m in diagnose(parse_text("=> tftp 0x900000 m4.bin\n" + refused),
+                                   soc="imx7d").findings] == ["uboot-load-into-mcore-memory-refused"]
+    # a DRAM address (a kernel or FIT staged over a no-map region) is another problem
+    assert diagnose(parse_text("=> fatload mmc 0 0x10000000 image.ub\n" + refused),
+                    soc="imx8mp").findings == []
+    assert diagnose(parse_text("=> load mmc 1:1 0x48000000 hello.bin\n" + refused)).findings == []
+
+
 def test_kernel_line_and_vendor_detection():
     diag = diagnose_log(LOGS / "imx8qxp-mek-load-null-pc.log")
     c = diag.context
