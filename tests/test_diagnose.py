@@ -169,6 +169,34 @@ def test_uboot_refused_load_is_named_only_for_an_mcore_address():
     assert diagnose(parse_text("=> load mmc 1:1 0x48000000 hello.bin\n" + refused)).findings == []
 
 
+def test_restart_without_resource_table_after_a_stop():
+    """The NULL copy of a freed resource table: only after a stop, remedy per kernel line.
+
+    The log is assembled from the formats of NXP linux-imx 6.1 remoteproc_core.c
+    (rproc_stop(), rproc_fw_boot()), imx_rproc.c (imx_rproc_parse_fw()) and
+    arch/arm64/mm/fault.c; no board printed these exact lines.
+    """
+    stopped = "[   50.1] remoteproc remoteproc0: stopped remote processor imx-rproc\n"
+    boot = ("[   60.0] remoteproc remoteproc0: powering up imx-rproc\n"
+            "[   60.1] remoteproc remoteproc0: Booting fw image hello.elf, size 9000\n"
+            "[   60.1] remoteproc remoteproc0: No resource table in elf\n"
+            "[   60.2] Unable to handle kernel NULL pointer dereference at virtual address "
+            "0000000000000000\n"
+            "[   60.3] CPU: 0 PID: 500 Comm: sh Not tainted 6.1.55-lts-6.1.y-g0f9f3cd8dbbe #1\n")
+    diag = diagnose(parse_text(stopped + boot), soc="imx93")
+    assert [m.id for m in diag.findings] == ["restart-no-rsc-table-null-copy"]
+    first = diag.findings[0]
+    assert diag.context.vendor == "nxp" and first.condition == {"vendor": "nxp"}
+    assert "lf-6.1.55" in first.remedy and "Clear table_sz" in first.remedy
+    # without the earlier stop it is the first boot of an image without a table
+    assert [m.id for m in diagnose(parse_text(boot), soc="imx93").findings] == [
+        "no-rsc-table-null-call"]
+    # the lock left held by the oopsed task is named on its own too
+    locked = "remoteproc remoteproc0: can't lock rproc imx-rproc: -4\n"
+    assert [m.id for m in diagnose(parse_text(locked)).findings] == ["rproc-lock-interrupted"]
+    assert diagnose(parse_text(locked.replace("-4", "-22"))).findings == []
+
+
 def test_kernel_line_and_vendor_detection():
     diag = diagnose_log(LOGS / "imx8qxp-mek-load-null-pc.log")
     c = diag.context
