@@ -197,6 +197,15 @@ def test_restart_without_resource_table_after_a_stop():
     assert diagnose(parse_text(locked.replace("-4", "-22"))).findings == []
 
 
+def test_att_translation_remedy_names_the_itcm_bound_on_imx8m_only():
+    line = "imx-rproc imx8mn-cm7: Translation failed: da = 0x1e578 len = 0xee68\n"
+    on_8m = diagnose(parse_text(line)).findings[0]
+    assert on_8m.id == "segment-not-in-att" and on_8m.condition == {"family": ["imx8m"]}
+    assert "0x20000" in on_8m.cause and ".data" in on_8m.remedy
+    on_7d = diagnose(parse_text(line.replace("imx8mn-cm7", "imx7d-cm4"))).findings[0]
+    assert on_7d.id == "segment-not-in-att" and on_7d.condition is None
+
+
 def test_kernel_line_and_vendor_detection():
     diag = diagnose_log(LOGS / "imx8qxp-mek-load-null-pc.log")
     c = diag.context
