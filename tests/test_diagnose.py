@@ -206,6 +206,16 @@ def test_att_translation_remedy_names_the_itcm_bound_on_imx8m_only():
     assert on_7d.id == "segment-not-in-att" and on_7d.condition is None
 
 
+def test_att_miss_on_imx93_names_the_m33_windows():
+    """An i.MX93 M33 segment at 0xa0000000 (no ATT entry in imx_rproc_att_imx93)."""
+    line = "imx-rproc imx93-cm33: Translation failed: da = 0xa0000000 len = 0x400\n"
+    on_93 = diagnose(parse_text(line), soc="imx93").findings[0]
+    assert on_93.id == "segment-not-in-att" and on_93.condition == {"family": ["imx93"]}
+    assert "0x80000000" in on_93.remedy and "trdc_config.h" in on_93.remedy
+    on_7d = diagnose(parse_text(line.replace("imx93-cm33", "imx7d-cm4")), soc="imx7d").findings[0]
+    assert on_7d.condition is None and "0x80000000" not in on_7d.remedy
+
+
 def test_kernel_line_and_vendor_detection():
     diag = diagnose_log(LOGS / "imx8qxp-mek-load-null-pc.log")
     c = diag.context
