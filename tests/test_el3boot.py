@@ -1,20 +1,43 @@
 """The EL3 monitor of the emulated i.MX8M Plus and the boot DTB (real
-aarch64-linux-gnu-gcc, real dtc, pylibfdt); booting it is tests/test_imx8mp_qemu.py."""
+aarch64-linux-gnu-gcc, real dtc, pylibfdt); booting Linux through it is
+tests/test_imx8mp_qemu.py.
+
+The stand-in remote core is shown here without Linux: real QEMU 10
+``imx8mp-evk`` with four A53, the monitor, the stand-in image
+(firmware/standin-remote) and, in place of the kernel, a few instructions
+(tests/fixtures/el3-sip-client) that make imx_rproc's IMX_SIP_RPROC calls and
+write what they got where QEMU's monitor reads it back."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import struct
+import subprocess
+import time
 from pathlib import Path
 
 import libfdt
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from rprockit.el3boot import DTB_ADDR, INITRD_ADDR, KERNEL_ADDR, El3BootError, boot_dtb, build_monitor
+from rprockit.el3boot import (
+    CC,
+    DTB_ADDR,
+    INITRD_ADDR,
+    KERNEL_ADDR,
+    El3BootError,
+    boot_dtb,
+    build_monitor,
+    build_standin,
+)
 from rprockit.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "firmware" / "el3-monitor"
+STANDIN = ROOT / "firmware" / "standin-remote"
+CLIENT = ROOT / "tests" / "fixtures" / "el3-sip-client"
+QEMU = "qemu-system-aarch64"
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +55,8 @@ def test_monitor_loads_in_ocram_where_bl31_runs(monitor):
         syms = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()}
         # the state word a target preloads for a bootloader-started M core
         assert syms["m_core_running"] == 0x0097F000
+        # the stop request the stand-in image polls (firmware/standin-remote/standin.c)
+        assert syms["remote_stop"] == 0x0097F004
         ro = elf.get_section_by_name(".rodata")
         off = syms["kernel_entry"] - ro["sh_addr"]
         assert struct.unpack_from("<2Q", ro.data(), off) == (KERNEL_ADDR, DTB_ADDR)
@@ -65,3 +90,94 @@ def test_boot_dtb_without_chosen_is_a_user_error(tmp_path):
     (tmp_path / "i").write_bytes(b"x")
     with pytest.raises(El3BootError, match="needs a /chosen node"):
         boot_dtb(tmp_path / "b.dtb", tmp_path / "i", tmp_path / "boot.dtb")
+
+
+def test_standin_image_has_the_m_core_vector_and_a_resource_table(tmp_path):
+    elf_path = build_standin(STANDIN, tmp_path / "s.elf", "a", Runner())
+    with elf_path.open("rb") as fh:
+        elf = ELFFile(fh)
+        assert elf["e_machine"] == "EM_AARCH64"
+        syms = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()}
+        vec = elf.get_section_by_name(".vectors")
+        assert vec["sh_addr"] == 0x80000000  # base of m7_reserved: where the monitor reads it
+        sp, pc = struct.unpack("<2I", vec.data())
+        assert (sp, pc) == (syms["stack_top"], syms["_start"]) and pc % 4 == 0
+        rsc = elf.get_section_by_name(".resource_table").data()
+        ver, num = struct.unpack_from("<2I", rsc)
+        off = struct.unpack_from("<I", rsc, 16)[0]
+        typ, vid, _nid, dfeat = struct.unpack_from("<4I", rsc, off)
+        assert (ver, num, typ, vid, dfeat) == (1, 1, 3, 7, 1)  # RSC_VDEV, VIRTIO_ID_RPMSG, NS
+        # the boot record is in no loaded segment: a reload keeps it
+        br = syms["boot_record"]
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD":
+                assert not seg["p_paddr"] <= br < seg["p_paddr"] + seg["p_memsz"]
+    with pytest.raises(El3BootError, match="one lower-case letter"):
+        build_standin(STANDIN, tmp_path / "x.elf", "ab", Runner())
+
+
+def _hmp(proc: subprocess.Popen, cmd: str | None) -> str:
+    """One QEMU monitor command over stdio (None: none, read the banner); its output up
+    to the next prompt."""
+    assert proc.stdin is not None and proc.stdout is not None
+    if cmd is not None:
+        proc.stdin.write(cmd + "\n")
+        proc.stdin.flush()
+    out = ""
+    while not out.endswith("(qemu) "):
+        ch = proc.stdout.read(1)
+        if not ch:
+            break
+        out += ch
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out)
+
+
+def _words(text: str) -> list[int]:
+    return [int(w, 16) for ln in text.splitlines() if ln.startswith("00000000")
+            for w in ln.split(":")[1].split()]
+
+
+@pytest.mark.skipif(shutil.which(QEMU) is None, reason=f"{QEMU} is not installed")
+@pytest.mark.parametrize("conduit", [True, False], ids=["hvc-conduit", "no-conduit"])
+def test_sip_start_releases_the_fourth_a53_and_stop_parks_it(monitor, tmp_path, conduit):
+    standin = build_standin(STANDIN, tmp_path / "standin.elf", "a", Runner())
+    client = tmp_path / "client.elf"
+    Runner().run([CC, "-nostdlib", "-nostartfiles", "-static", "-no-pie", "-Wl,--build-id=none",
+                  "-Wl,-N", "-Wl,--no-warn-rwx-segments", "-T", "client.ld", "client.S", "-o",
+                  str(client)], cwd=CLIENT)
+    # as targets/qemu-imx8mp-standin.yaml: four A53, QEMU's PSCI on the HVC conduit;
+    # without it (targets/qemu-imx8mp.yaml) the monitor's HVC comes back SMC_UNK
+    extra = ["-global", "cortex-a53-arm-cpu.psci-conduit=2"] if conduit else []
+    proc = subprocess.Popen(
+        [QEMU, "-M", "imx8mp-evk", "-cpu", "cortex-a53", "-m", "2G", "-smp", "4",
+         "-display", "none", "-serial", "null", "-serial", "null", "-nic", "none", *extra,
+         "-device", f"loader,file={client}", "-device", f"loader,file={standin}",
+         "-device", f"loader,addr=0x40100038,data={int(conduit)},data-len=4",
+         "-device", f"loader,file={monitor},cpu-num=0", "-monitor", "stdio"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        _hmp(proc, None)
+        deadline = time.monotonic() + 60
+        while _words(_hmp(proc, "xp /1wx 0x4010003c")) != [0x600D]:
+            assert time.monotonic() < deadline, "the SiP client never finished"
+            time.sleep(0.2)
+        res = _words(_hmp(proc, "xp /11wx 0x40100000"))
+        state = _words(_hmp(proc, "xp /3wx 0x0097f000"))
+    finally:
+        _hmp(proc, "quit")
+        proc.wait(timeout=10)
+    started0, start, starts1, started1, aff_on, stop0, stop1, aff_off, starts2, aff_thumb, \
+        stop_thumb = res
+    assert (started0, start, started1) == (0, 0, 1)  # held at reset, as TF-A finds the M7
+    assert (stop0, stop1, stop_thumb) == (0, 0, 0)   # STOP: the core is off, no forced stop
+    assert state[0] == 0                              # held again
+    if not conduit:
+        # the core never ran, and every SMC still came back to the client
+        assert (starts1, starts2) == (0, 0) and state[2] == 0xFFFFFFFF  # CPU_ON: SMC_UNK
+        return
+    assert starts1 == 1                           # the image ran: its boot record counts 1
+    assert aff_on == 0                            # PSCI AFFINITY_INFO: ON
+    assert aff_off == 1                           # OFF after STOP
+    assert starts2 == 2                           # a second START ran it again
+    assert aff_thumb == 1                         # a Thumb reset PC (M-core image): stays off
+    assert state[2] == 0                          # QEMU's CPU_ON of the last run: success

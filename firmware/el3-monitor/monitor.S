@@ -24,6 +24,27 @@
  *   The M7 is held at reset, as TF-A finds it.  QEMU models no M7, SRC or
  *   GPR for it, so the state is a word in this monitor's memory.
  *
+ * The stand-in remote core (docs/design.md, "The stand-in remote core"):
+ * QEMU models no M7, so the fourth Cortex-A53 (MPIDR 3, QEMU -smp 4; Linux
+ * runs on CPU 0) plays it.  QEMU's imx8mp-evk has no SRC model that could
+ * power a core on, so the target gives QEMU's own PSCI the HVC conduit
+ * ("-global cortex-a53-arm-cpu.psci-conduit=2"), which leaves every SMC to
+ * this monitor; the monitor reaches QEMU's PSCI with HVC:
+ * - START reads the image's vector table the way the M7 reads its own
+ *   (word 0 initial SP, word 1 reset PC), at the base of the carveout
+ *   m7_reserved (REMOTE_VECTOR: QEMU has no ITCM, where the M7 looks), and
+ *   powers MPIDR 3 on at the reset PC with x0 = the initial SP (PSCI CPU_ON,
+ *   at EL2, MMU off).  A reset PC the A53 cannot run (a Thumb address of an
+ *   M-core image, unaligned, outside m7_reserved) leaves the core off:
+ *   "started" for imx_rproc, and idle, as an M7 with no reachable vector;
+ * - STOP sets the stop request word (remote_stop, read by the running image)
+ *   and waits up to 100 ms for the core to power itself off (PSCI
+ *   AFFINITY_INFO OFF); an image that ignores the request keeps running and
+ *   STOP reports a forced stop (x1 = 1), unlike the SRC hold of real silicon.
+ * Without the HVC conduit an HVC here returns SMC_UNK and the core stays off.
+ * The MU of the stand-in is a RAM page (MU_PAGE) this monitor resets to the
+ * MU's reset value at boot: status TE0-3 set, control 0.
+ *
  * Every other function ID returns SMC_UNK (-1).  Before dropping to EL2 at
  * the kernel entry (Linux Documentation/arm64/booting.rst: x0 = DTB, MMU off,
  * interrupts masked) it does what TF-A's BL31 does for a non-secure kernel on
@@ -55,6 +76,18 @@
 	.equ	PSCI_FEATURES,		0x8400000A
 	.equ	SMCCC_VERSION,		0x80000000
 	.equ	IMX_SIP_RPROC,		0xC2000005
+	.equ	PSCI_AFFINITY_INFO_64,	0xC4000004
+
+	/* the stand-in remote core (see above) */
+	.equ	REMOTE_MPIDR,		3
+	.equ	REMOTE_VECTOR,		0x80000000	/* base of m7_reserved */
+	.equ	REMOTE_VECTOR_END,	0x81000000	/* m7_reserved is 16 MiB */
+	.equ	STOP_TIMEOUT_TICKS,	800000		/* 100 ms at CNTFRQ 8 MHz */
+	.equ	MU_PAGE,		0x00960000	/* OCRAM; the board DTS's MU node */
+	.equ	MU_SR,			0x20
+	.equ	MU_SR_RESET,		0x00F00000	/* TE0-3: transmit registers empty */
+	.equ	GICR_TYPER,		0x8
+	.equ	GICR_STRIDE,		0x20000		/* RD_base + SGI_base frames */
 
 	.equ	SMC_UNK,		-1
 	.equ	PSCI_INVALID_PARAMETERS, -2
@@ -78,6 +111,9 @@ _start:
 	msr	S3_6_C12_C12_5, x0
 	isb
 	bl	gic_nonsecure
+	ldr	x1, =MU_PAGE
+	ldr	w0, =MU_SR_RESET
+	str	w0, [x1, #MU_SR]
 	/* EL2 registers in a known state: SCTLR_EL2 RES1 bits, MMU off; HCR_EL2 RW */
 	ldr	x0, =0x30c50830
 	msr	sctlr_el2, x0
@@ -110,21 +146,32 @@ gic_nonsecure:
 	str	w0, [x4, w3, uxtw #2]
 	add	w3, w3, #1
 	b	1b
+	/* every CPU's redistributor (the stand-in remote core's too): awake,
+	 * SGIs/PPIs Group 1 non-secure; GICR_TYPER.Last (bit 4) ends the list */
 2:	ldr	x1, =GICR_BASE
-	ldr	w0, [x1, #GICR_WAKER]
+3:	ldr	w0, [x1, #GICR_WAKER]
 	bic	w0, w0, #(1 << 1)		/* ProcessorSleep */
 	str	w0, [x1, #GICR_WAKER]
-3:	ldr	w0, [x1, #GICR_WAKER]
-	tbnz	w0, #2, 3b			/* ChildrenAsleep */
-	add	x1, x1, #GICR_SGI
+4:	ldr	w0, [x1, #GICR_WAKER]
+	tbnz	w0, #2, 4b			/* ChildrenAsleep */
+	add	x2, x1, #GICR_SGI
 	mov	w0, #0xffffffff
-	str	w0, [x1, #GICR_IGROUPR0]
+	str	w0, [x2, #GICR_IGROUPR0]
+	ldr	w0, [x1, #GICR_TYPER]
+	add	x1, x1, #GICR_STRIDE
+	tbz	w0, #4, 3b
 	ret
 
 /* SMC from a lower EL (AArch64): w0 function ID, x1-x3 arguments, result in x0
- * (and x1 for IMX_SIP_RPROC_STOP); x9, x10 are saved on the monitor stack */
+ * (and x1 for IMX_SIP_RPROC_STOP); x9-x11 and x30 are saved on the monitor
+ * stack, and ELR_EL3/SPSR_EL3 too: an HVC that QEMU's PSCI does not take is
+ * an exception to this monitor (hvc_unknown), which overwrites them */
 smc_handler:
-	stp	x9, x10, [sp, #-16]!		/* SMCCC 1.1: x4-x17 are preserved */
+	stp	x9, x10, [sp, #-48]!		/* SMCCC 1.1: x4-x17 are preserved */
+	stp	x11, x30, [sp, #16]
+	mrs	x9, elr_el3
+	mrs	x10, spsr_el3
+	stp	x9, x10, [sp, #32]
 	mrs	x9, esr_el3
 	lsr	x9, x9, #26
 	cmp	x9, #0x17			/* EC: SMC from AArch64 */
@@ -219,6 +266,7 @@ sip_rproc:
 	b.ne	1f
 	mov	w10, #1
 	str	w10, [x9]
+	bl	remote_release
 	b	ret_zero
 1:	cmp	x1, #1				/* IMX_SIP_RPROC_STARTED */
 	b.ne	2f
@@ -229,11 +277,76 @@ sip_rproc:
 	str	wzr, [x9]
 	/* x1 = 0: the core was idle; imx_rproc_stop() logs "Not in wfi, force
 	 * stopped" when the second result is non-zero */
-	mov	x1, xzr
+	bl	remote_park
+	mov	x1, x0
 	b	ret_zero
 
+/* START: power the stand-in remote core on at the reset PC of the image's
+ * vector table (x0 = its initial SP), or leave it off when the A53 cannot
+ * run that PC.  Clobbers x0-x3, x10, x11. */
+remote_release:
+	ldr	x11, =REMOTE_VECTOR
+	ldr	w3, [x11]			/* word 0: initial SP */
+	ldr	w2, [x11, #4]			/* word 1: reset PC */
+	tst	w2, #3				/* a Thumb (M-core) or unaligned PC */
+	b.ne	1f
+	cmp	x2, x11
+	b.lo	1f
+	ldr	x10, =REMOTE_VECTOR_END
+	cmp	x2, x10
+	b.hs	1f
+	ldr	x10, =remote_stop
+	str	wzr, [x10]
+	dsb	sy
+	ldr	w0, =PSCI_CPU_ON_64
+	mov	x1, #REMOTE_MPIDR
+	hvc	#0				/* QEMU's PSCI: x2 entry, x3 context (x0) */
+	ldr	x10, =remote_on_result
+	str	w0, [x10]
+1:	ret
+
+/* STOP: ask the running image to power its core off and wait for it.
+ * Returns x0 = 0 when the core is off, 1 when it ignored the request.
+ * Clobbers x0-x3, x10, x11. */
+remote_park:
+	ldr	x10, =remote_stop
+	mov	w0, #1
+	str	w0, [x10]
+	dsb	sy
+	mrs	x11, cntpct_el0
+	ldr	x10, =STOP_TIMEOUT_TICKS
+	add	x11, x11, x10
+1:	ldr	w0, =PSCI_AFFINITY_INFO_64
+	mov	x1, #REMOTE_MPIDR
+	mov	x2, xzr
+	hvc	#0
+	cmp	x0, #1				/* OFF */
+	b.eq	2f
+	cmn	x0, #1				/* SMC_UNK: no QEMU PSCI, the core never ran */
+	b.eq	2f
+	mrs	x10, cntpct_el0
+	cmp	x10, x11
+	b.lo	1b
+	mov	x0, #1
+	ret
+2:	mov	x0, xzr
+	ret
+
+/* HVC at EL3 when QEMU's PSCI does not take it (no HVC conduit): SMC_UNK */
+hvc_unknown:
+	mrs	x0, esr_el3
+	lsr	x0, x0, #26
+	cmp	x0, #0x16			/* EC: HVC from AArch64 */
+	b.ne	park
+	mov	x0, #SMC_UNK
+	eret
+
 smc_return:
-	ldp	x9, x10, [sp], #16
+	ldp	x9, x10, [sp, #32]
+	msr	elr_el3, x9
+	msr	spsr_el3, x10
+	ldp	x11, x30, [sp, #16]
+	ldp	x9, x10, [sp], #48
 	eret
 
 park:
@@ -243,7 +356,13 @@ park:
 /* VBAR_EL3: 16 entries of 0x80 bytes; only "lower EL, AArch64, synchronous" is used */
 	.balign	0x800
 vectors:
-	.rept	8
+	.rept	4
+	b	park
+	.balign	0x80
+	.endr
+	b	hvc_unknown			/* 0x200: synchronous, current EL with SP_ELx */
+	.balign	0x80
+	.rept	3
 	b	park
 	.balign	0x80
 	.endr
@@ -268,8 +387,12 @@ dtb_addr:	.quad	DTB_ADDR
 	 * writes at reset. */
 	.section .rprockit_state, "aw", %nobits
 	.balign	4
-	.global	m_core_running
+	.global	m_core_running, remote_stop, remote_on_result
 m_core_running:	.skip	4
+	/* 0x0097F004: 1 while STOP asks the stand-in image to power its core off
+	 * (the image polls it); 0x0097F008: QEMU's CPU_ON result of the last START */
+remote_stop:	.skip	4
+remote_on_result: .skip	4
 
 	.section .bss, "aw", %nobits
 	.balign	16

@@ -8,6 +8,13 @@ in ``firmware/el3-monitor`` (``-device loader,file=el3-monitor.elf,cpu-num=0``:
 the CPU starts at EL3 there, and QEMU's PSCI is off), which provides PSCI and
 ``IMX_SIP_RPROC`` and drops to EL2 at the kernel entry.
 
+The monitor also runs the **stand-in remote core**: QEMU models no M7, so
+the fourth Cortex-A53 plays it (the target gives QEMU's PSCI the HVC
+conduit; the monitor powers MPIDR 3 on at ``IMX_SIP_RPROC`` START and off at
+STOP).  :func:`build_standin` builds the image that core runs
+(``firmware/standin-remote``: resource table, virtqueues, RPMsg name service
+and echo), which remoteproc loads like any M-core firmware.
+
 Nobody rewrites the DTB on that path (QEMU's ``-kernel`` would fill
 ``/chosen`` and ``/memory``), so :func:`boot_dtb` adds the initramfs range to
 ``/chosen`` (``linux,initrd-start``/``-end``, Linux
@@ -32,6 +39,16 @@ INITRD_ADDR = 0x49000000
 DTB_PAD = 0x1000
 #: Debian's AArch64 cross toolchain (gcc-aarch64-linux-gnu).
 CC = "aarch64-linux-gnu-gcc"
+#: The stand-in remote core's image: bare metal at EL2 with the MMU off, so every
+#: access is Device memory and must be aligned (-mstrict-align), no FP/SIMD.
+STANDIN_CFLAGS: tuple[str, ...] = (
+    "-march=armv8-a", "-mstrict-align", "-mgeneral-regs-only", "-mno-outline-atomics",
+    "-O2", "-g0", "-std=c11", "-ffreestanding", "-fno-builtin", "-fno-pie",
+    "-fno-stack-protector", "-fno-common", "-Wall", "-Wextra", "-Werror",
+)
+#: Firmware file names of the two stand-in builds (tags ``a`` and ``b``): a restart
+#: test switches between them to show that the new file is the one running.
+STANDIN_FIRMWARE = ("rprockit-standin-a.elf", "rprockit-standin-b.elf")
 
 
 class El3BootError(UserError):
@@ -61,6 +78,13 @@ def build_monitor(src_dir: Path, out: Path, runner: Runner | None = None) -> Pat
                 "-T", "monitor.ld", "monitor.S", "-o", str(tmp)], cwd=src_dir)
     os.replace(tmp, out)
     return out
+
+
+def boot_dtb_name(board_dtb: str | None) -> str:
+    """The boot DTB's file name in the artifacts: ``boot.dtb`` for the manifest's board
+    DTB, ``boot-<name>`` for a target's ``board_dtb`` setting (so two targets of one
+    board keep their own, e.g. ``boot-imx8mp-evk-standin-qemu.dtb``)."""
+    return f"boot-{board_dtb}" if board_dtb else "boot.dtb"
 
 
 def boot_dtb(dtb: Path, initrd: Path, out: Path, initrd_addr: int = INITRD_ADDR) -> Path:
@@ -93,5 +117,45 @@ def boot_dtb(dtb: Path, initrd: Path, out: Path, initrd_addr: int = INITRD_ADDR)
                            "a /chosen node (with bootargs)") from e
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(fdt.as_bytearray())
+    os.replace(tmp, out)
+    return out
+
+
+def build_standin(src_dir: Path, out: Path, tag: str, runner: Runner | None = None) -> Path:
+    """Build the stand-in remote core's image ``firmware/standin-remote``.
+
+    Args:
+        src_dir: ``firmware/standin-remote`` (``start.S``, ``standin.c``, ``standin.ld``).
+        out: the ELF to write (an AArch64 ELF64 linked at 0x80000000, the carveout
+            ``m7_reserved``).
+        tag: one lower-case letter or digit, built into the image (``STANDIN_TAG``) and
+            answered to ``rprockit-status``, so a test can tell two builds apart.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        El3BootError: ``tag`` is not one letter or digit.
+        ToolMissingError: aarch64-linux-gnu-gcc is not installed.
+        CommandError: the compiler or linker fails.
+    """
+    if len(tag) != 1 or not (tag.isdigit() or "a" <= tag <= "z"):
+        raise El3BootError(f"stand-in tag {tag!r}: give one lower-case letter or digit")
+    runner = runner or Runner()
+    require_tool(CC, " (needed to build the stand-in remote core's image)")
+    src_dir = Path(src_dir).resolve()
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    objs = []
+    for name in ("start.S", "standin.c"):
+        obj = out.with_name(f"{out.stem}-{Path(name).stem}.o")
+        runner.run([CC, *STANDIN_CFLAGS, f"-DSTANDIN_TAG=\"{tag}\"",
+                    f"-ffile-prefix-map={src_dir}=.", "-c", name, "-o", str(obj)], cwd=src_dir)
+        objs.append(str(obj))
+    tmp = out.with_name(out.name + ".tmp")
+    runner.run([CC, *STANDIN_CFLAGS, "-nostdlib", "-nostartfiles", "-static", "-no-pie",
+                "-Wl,--build-id=none", "-T", "standin.ld", *objs, "-o", str(tmp)], cwd=src_dir)
+    for o in objs:
+        Path(o).unlink()
     os.replace(tmp, out)
     return out
