@@ -159,6 +159,13 @@ class TargetSettings:
             ``firmware/el3-monitor``, started by ``-device loader``; the verify stage
             then builds ``el3-monitor.elf`` and ``boot.dtb``, see
             :mod:`rprockit.el3boot`).
+        standin_remote: the emulated i.MX8M Plus runs the stand-in remote core (the
+            fourth Cortex-A53, ``firmware/standin-remote``; needs ``el3-monitor``):
+            the verify stage builds its image into the initramfs and the on-target
+            suite runs it in place of the build's M-core firmware.
+        board_dtb: the DTB (a file name under the artifacts' ``dtbs/``) this board
+            boots in place of the manifest's board DTB, e.g.
+            ``imx8mp-evk-standin-qemu.dtb``; None: the manifest's.
     """
 
     modules_dir: str = "/lib/modules/{release}/updates"
@@ -172,6 +179,8 @@ class TargetSettings:
     connect_timeout: float = 10.0
     emulated: bool = False
     emulated_boot: str = "qemu-kernel"
+    standin_remote: bool = False
+    board_dtb: str | None = None
 
 
 @dataclass(frozen=True)
@@ -479,6 +488,11 @@ def _settings(source: str, raw: Any, root, key: tuple | None,
             values.pop(name)
         elif name == "known_hosts":
             values[name] = str(base / Path(value).expanduser())
+    if values.get("standin_remote") and values.get("emulated_boot") != "el3-monitor":
+        problems.append((f"{dotted}.standin_remote", _line(root, (*key, "standin_remote"))
+                         if key else None, "the stand-in remote core needs emulated_boot: "
+                         "el3-monitor (the EL3 monitor powers it on and off)"))
+        values.pop("standin_remote")
     if own and problems:
         raise InvalidFileError(source, problems)
     return replace(TargetSettings(), **values)

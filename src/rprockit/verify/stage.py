@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..files import sha256_file
 from ..git import Git
-from ..el3boot import boot_dtb, build_monitor
+from ..el3boot import STANDIN_FIRMWARE, boot_dtb, boot_dtb_name, build_monitor, build_standin
 from ..initramfs import make_initramfs
 from ..manifest import Manifest
 from ..place import acquired_env
@@ -26,6 +26,8 @@ from .facts import Facts
 
 #: The EL3 monitor's sources (targets with ``emulated_boot: el3-monitor``).
 MONITOR_SRC = Path(__file__).resolve().parents[3] / "firmware" / "el3-monitor"
+#: The stand-in remote core's sources (targets with ``standin_remote: true``).
+STANDIN_SRC = Path(__file__).resolve().parents[3] / "firmware" / "standin-remote"
 
 
 class VerifyFailed(UserError):
@@ -73,8 +75,10 @@ def inputs(ctx: StageContext) -> tuple:
     env = _env(ctx)
     man = Manifest.load(ctx.ws.artifacts)
     suite = sorted(f for f in SUITE.parent.rglob("*.py"))
-    if load_target(env).settings.emulated_boot == "el3-monitor":
+    settings = load_target(env).settings
+    if settings.emulated_boot == "el3-monitor":
         suite += sorted(f for f in MONITOR_SRC.iterdir() if f.is_file())
+        suite += sorted(f for f in STANDIN_SRC.iterdir() if f.is_file())
     return ("verify", man.id, str(env), sha256_file(env), _cycles(ctx),
             [(f.name, sha256_file(f)) for f in suite])
 
@@ -96,19 +100,45 @@ def prepare_emulated_board(ctx: StageContext, man: Manifest) -> Path:
     """
     out = ctx.ws.artifacts / "initramfs.cpio"
     firmware = [man.firmware] if man.firmware else []
+    env = _env(ctx)
+    settings = load_target(env).settings
+    if settings.emulated_boot == "el3-monitor":
+        # in every initramfs of the board, so both of its targets boot the same one
+        ctx.say("[verify] stand-in remote core images " + ", ".join(STANDIN_FIRMWARE))
+        for name in STANDIN_FIRMWARE:
+            tag = name.removesuffix(".elf")[-1]
+            firmware.append(build_standin(STANDIN_SRC, ctx.ws.artifacts / "firmware" / name,
+                                          tag, ctx.runner))
     epoch = Git(ctx.ws.src, ctx.runner).commit_time()
     make_initramfs(ctx.profile.arch, man.kernel_release, list(man.modules), firmware, out,
                    ctx.ws.cache, epoch, ctx.runner)
-    env = _env(ctx)
-    if load_target(env).settings.emulated_boot == "el3-monitor":
-        dtb = man.board_dtb(ctx.profile.board_dts)
+    if settings.emulated_boot == "el3-monitor":
+        dtb = board_dtb(ctx, man)
         if dtb is None:
             raise UserError(f"{env}: emulated_boot el3-monitor needs the profile's board DTS "
                             "(build.board_dts) to make boot.dtb")
-        ctx.say("[verify] EL3 monitor and boot DTB for the emulated board")
+        ctx.say(f"[verify] EL3 monitor and boot DTB ({dtb.name}) for the emulated board")
         build_monitor(MONITOR_SRC, ctx.ws.artifacts / "el3-monitor.elf", ctx.runner)
-        boot_dtb(dtb, out, ctx.ws.artifacts / "boot.dtb")
+        boot_dtb(dtb, out, ctx.ws.artifacts / boot_dtb_name(settings.board_dtb))
     return out
+
+
+def board_dtb(ctx: StageContext, man: Manifest) -> Path | None:
+    """The built DTB the target boots: its ``board_dtb`` setting, else the manifest's.
+
+    Raises:
+        UserError: the target names a DTB the build did not make.
+    """
+    name = load_target(_env(ctx)).settings.board_dtb
+    if name is None:
+        return man.board_dtb(ctx.profile.board_dts)
+    dtb = ctx.ws.artifacts / "dtbs" / name
+    if not dtb.is_file():
+        built = sorted(d.name for d in (ctx.ws.artifacts / "dtbs").glob("*.dtb"))
+        raise UserError(f"{_env(ctx)}: board_dtb {name} was not built (built: "
+                        f"{', '.join(built) or 'none'}); add its source to the profile's "
+                        "build.board_dts")
+    return dtb
 
 
 def run(ctx: StageContext) -> Outcome:
@@ -132,7 +162,7 @@ def run(ctx: StageContext) -> Outcome:
     with acquired_env(env, ctx.runner, ctx.say):
         res = run_verify(env, man.path, ctx.ws.verify, ctx.ws.artifacts, cycles, ctx.runner,
                          ctx.progress, accept_new_host_key=ctx.accept_new_host_key,
-                         dtb=man.board_dtb(ctx.profile.board_dts))
+                         dtb=board_dtb(ctx, man))
     ctx.say(res.table)
     if not res.passed:
         raise VerifyFailed(res)

@@ -20,13 +20,15 @@ appended to the failure message and recorded for results.json.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from rprockit.el3boot import STANDIN_FIRMWARE
 from rprockit.manifest import Manifest
-from rprockit.target import is_emulated
+from rprockit.target import is_emulated, load_target
 from rprockit.verify import signatures
 from rprockit.verify.facts import Facts, collect_facts
 from rprockit.verify.target_shell import TargetShell, open_shell, q
@@ -46,9 +48,22 @@ def pytest_addoption(parser):
 
 
 @pytest.fixture(scope="session")
-def manifest(request) -> Manifest:
-    """The build manifest whose artifacts are on (or boot) the target."""
-    return Manifest.load(Path(request.config.getoption("--rprockit-manifest")))
+def standin(request) -> bool:
+    """The emulated board runs the stand-in remote core (``standin_remote: true``):
+    a Cortex-A53 of the board executes ``firmware/standin-remote`` in place of the
+    M core, which QEMU does not model (:mod:`rprockit.el3boot`)."""
+    env = request.config.getoption("--lg-env")
+    return bool(env) and load_target(env).settings.standin_remote
+
+
+@pytest.fixture(scope="session")
+def manifest(request, standin) -> Manifest:
+    """The build manifest whose artifacts are on (or boot) the target; with the
+    stand-in remote core, its image (tag a) is the firmware every check loads."""
+    man = Manifest.load(Path(request.config.getoption("--rprockit-manifest")))
+    if standin:
+        man = dataclasses.replace(man, firmware_name=STANDIN_FIRMWARE[0])
+    return man
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,12 @@ but no M4, MU or TCM); what Linux does is real: the SRC register accesses,
 ELF loading into OCRAM_S and reserved DDR, the resource table, vdev and
 vrings, virtio RPMsg.  Results never claim the firmware ran.
 
+On the emulated i.MX8M Plus with the stand-in remote core (``standin``), a
+remote does run: the fourth Cortex-A53 executes ``firmware/standin-remote``
+in place of the M7 and serves a RAM page as the MU; the checks that need the
+other side (name service, tty echo, restarts) run there and say so
+(:data:`STANDIN_NOTE`).
+
 Checks run in file order; the ones that need the remoteproc stack skip (with
 the reason) on targets that have no M core node, see conftest.py.
 """
@@ -24,6 +30,7 @@ from rprockit.preflight.soc import load_soc
 from rprockit.verify.facts import collect_facts
 from rprockit.verify.integrity import IntegrityUnavailable, compare, expected_spans, read_back
 from rprockit.verify.suite.conftest import load_stack
+from rprockit.verify import signatures
 from rprockit.verify.target_shell import q
 
 # dmesg lines that mean a failure (kernel sources: remoteproc_core.c,
@@ -42,6 +49,15 @@ EXPECTED_WITHOUT_MU = re.compile(r"No initialized mbox tx channel")
 NS_RE = re.compile(r"^virtio\d+\.rpmsg_ns\.53\.53$")
 TTY_CHANNELS = ("rpmsg-tty", "rpmsg-tty-channel", "rpmsg-virtual-tty-channel",
                 "rpmsg-virtual-tty-channel-1", "rpmsg-openamp-demo-channel")
+#: the channel mainline rpmsg_tty binds (drivers/tty/rpmsg_tty.c rpmsg_driver_tty_id_table)
+TTY_CHANNEL = "rpmsg-tty"
+#: what is emulated and what is real when the stand-in remote core runs
+STANDIN_NOTE = ("emulated: the remote core (the fourth Cortex-A53 running "
+                "firmware/standin-remote in place of the M7) and the MU (a RAM page it "
+                "serves); real: the kernel's imx_rproc, imx-mailbox, virtio_rpmsg_bus, "
+                "rpmsg_ns and rpmsg_tty")
+#: the stand-in's answer to "rprockit-status" (firmware/standin-remote/standin.c)
+STANDIN_STATUS_RE = re.compile(r"rprockit-standin (\w) starts (\d+)")
 
 
 def is_error(line: str, emulated: bool = True) -> bool:
@@ -215,7 +231,7 @@ CYCLE = ("echo {fw} > {d}/firmware && echo start > {d}/state; s1=$(cat {d}/state
          "echo stop > {d}/state; echo \"CYCLE|$s1|\"$v\"|\"$r\"|$(cat {d}/state)\"")
 
 
-def test_reload_cycles(shell, rproc, manifest, cycles, emulated, record_property):
+def test_reload_cycles(shell, rproc, manifest, cycles, emulated, standin, record_property):
     """stop -> set firmware -> start -> running, N times: the virtio RPMsg device and the
     name-service channel come back each time, and the kernel logs no error."""
     d, fw = rproc["dir"], manifest.firmware_name
@@ -254,14 +270,16 @@ def test_reload_cycles(shell, rproc, manifest, cycles, emulated, record_property
                     f"{statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms")
     evidence.append(f"'remote processor ... is now up' logged {ups} times")
     evidence += [ln for ln in shell.klog[start:start + 12] if "remoteproc" in ln or "rpmsg" in ln]
-    if emulated:
+    if standin:
+        evidence.append(STANDIN_NOTE)
+    elif emulated:
         evidence.append("emulated board: Linux loaded the ELF and set up the vdev/vrings; "
                         "the M4 itself does not execute in QEMU")
     _evidence(record_property, evidence)
     assert ups == cycles, f"'is now up' logged {ups} times for {cycles} starts"
 
 
-def test_segment_integrity(shell, rproc, manifest, emulated, record_property):
+def test_segment_integrity(shell, rproc, manifest, emulated, standin, record_property):
     """After start, the loaded memory equals the ELF's PT_LOAD segments byte for byte
     (file bytes, odd tail bytes, .bss zero-fill) at their ATT system addresses."""
     fw = manifest.firmware_name
@@ -283,7 +301,9 @@ def test_segment_integrity(shell, rproc, manifest, emulated, record_property):
     finally:
         shell.check(f"echo stop > {d}/state")
     ev = [r.describe() for r in results]
-    must = [r for r in results if r.mismatches and (emulated or not r.span.writable)]
+    # a core that runs (hardware, the stand-in) writes its own data segment
+    ran = not emulated or standin
+    must = [r for r in results if r.mismatches and (not ran or not r.span.writable)]
     info = [r for r in results if r.mismatches and r not in must]
     if info:
         ev.append("writable segments changed by the running firmware (not a failure on "
@@ -293,33 +313,121 @@ def test_segment_integrity(shell, rproc, manifest, emulated, record_property):
         r.describe() for r in must)
 
 
-def test_rpmsg_tty_echo(shell, rproc, manifest, emulated, record_property):
+def _wait_channel(shell, name: str, seconds: int = 10) -> list[str]:
+    """Wait until an RPMsg channel ``name`` exists; return every channel's name."""
+    out = shell.check(f"i=0; while [ $i -lt {seconds * 10} ]; do grep -qx {q(name)} "
+                      "/sys/bus/rpmsg/devices/*/name 2>/dev/null && break; sleep 0.1; "
+                      "i=$((i+1)); done; cat /sys/bus/rpmsg/devices/*/name 2>/dev/null; true")
+    return out.split()
+
+
+def _tty_ttys(shell) -> list[str]:
+    return shell.check("i=0; while [ $i -lt 20 ] && ! ls /dev/ttyRPMSG* >/dev/null 2>&1; do "
+                       "sleep 0.1; i=$((i+1)); done; ls /dev/ttyRPMSG* 2>/dev/null; true").split()
+
+
+def _tty_roundtrip(shell, tty: str, text: str) -> str:
+    """Write one line to an RPMsg tty and return what came back within a second."""
+    return shell.check(f"t={q(tty)}; stty -F $t raw -echo 2>/dev/null; "
+                       f"(cat $t > /tmp/.rprockit-tty &) ; sleep 0.2; echo {q(text)} > $t; "
+                       "sleep 1; cat /tmp/.rprockit-tty; kill $(pidof cat) 2>/dev/null; true")
+
+
+def _start_standin(shell, d: str, fw: str) -> list[str]:
+    _stop(shell, d)
+    shell.check(f"echo {q(fw)} > {d}/firmware && echo start > {d}/state")
+    return _wait_channel(shell, TTY_CHANNEL)
+
+
+def test_rpmsg_tty_echo(shell, rproc, manifest, emulated, standin, record_property):
     """Round trip through /dev/ttyRPMSG* when the M core announces an rpmsg-tty channel.
 
-    Only meaningful on hardware with a firmware that runs an echo endpoint: the
-    M4 does not execute in QEMU, so no channel is ever announced there.
+    Meaningful on hardware with a firmware that runs an echo endpoint, and on the
+    emulated i.MX8M Plus with the stand-in remote core; on the other emulated boards
+    the M core does not execute, so no channel is ever announced there.
     """
-    if emulated:
+    if emulated and not standin:
         pytest.skip("emulated board: the M4 does not execute in QEMU, so no rpmsg-tty "
-                    "channel is announced; this check only means something on hardware")
+                    "channel is announced; this check only means something on hardware "
+                    "or with the stand-in remote core")
     d, fw = rproc["dir"], manifest.firmware_name
-    if shell.read(f"{d}/state") != "running":
-        shell.check(f"echo {q(fw)} > {d}/firmware && echo start > {d}/state")
-    names = shell.check("cat /sys/bus/rpmsg/devices/*/name 2>/dev/null; true").split()
+    if standin:
+        names = _start_standin(shell, d, fw)
+    else:
+        if shell.read(f"{d}/state") != "running":
+            shell.check(f"echo {q(fw)} > {d}/firmware && echo start > {d}/state")
+        names = shell.check("cat /sys/bus/rpmsg/devices/*/name 2>/dev/null; true").split()
     if not any(n in TTY_CHANNELS for n in names):
+        if standin:
+            pytest.fail(f"the stand-in announced no {TTY_CHANNEL} channel (channels: {names})")
         pytest.skip(f"the firmware announced no rpmsg-tty channel (channels: {names})")
     shell.check("modprobe rpmsg_tty 2>/dev/null; sleep 1; true")
-    ttys = shell.check("ls /dev/ttyRPMSG* 2>/dev/null; true").split()
+    ttys = _tty_ttys(shell)
     assert ttys, f"rpmsg-tty channel announced ({names}) but no /dev/ttyRPMSG* exists"
     token = f"rprockit-{int(time.time())}"
-    out = shell.check(f"t={q(ttys[0])}; stty -F $t raw -echo 2>/dev/null; "
-                      f"(cat $t > /tmp/.rprockit-tty &) ; sleep 0.2; echo {q(token)} > $t; "
-                      "sleep 1; cat /tmp/.rprockit-tty; kill $(pidof cat) 2>/dev/null; true")
-    _evidence(record_property, [f"{ttys[0]}: sent {token!r}, got {out.strip()[:200]!r}"])
+    out = _tty_roundtrip(shell, ttys[0], token)
+    ev = [f"channels {names}", f"{ttys[0]}: sent {token!r}, got {out.strip()[:200]!r}"]
+    if standin:
+        ev.append(STANDIN_NOTE)
+    _evidence(record_property, ev)
     assert token in out, f"no echo of {token!r} on {ttys[0]}"
 
 
-def test_dmesg_clean(shell, emulated, results_dir, record_property):
+def test_standin_restart_cycles(shell, rproc, standin, cycles, record_property):
+    """The restart of the field reports, N times, with a remote that runs: stop, change
+    the firmware file, start; the remote announces its channel again (sysfs and dmesg),
+    the tty echoes, and the remote reports the image and its start count.
+
+    The firmware file ``rprockit-standin.elf`` is overwritten in turn with the stand-in
+    builds tagged ``a`` and ``b`` (the verify stage puts both in the initramfs), so the
+    answer to ``rprockit-status`` proves the new file is the one running.
+    """
+    if not standin:
+        pytest.skip("needs a remote that runs: the stand-in remote core of the emulated "
+                    "i.MX8M Plus (standin_remote: true)")
+    d = rproc["dir"]
+    fwdir = shell.path("/lib/firmware")
+    _stop(shell, d)
+    shell.check(f"echo rprockit-standin.elf > {d}/firmware")
+    mark = shell.poll_dmesg()
+    ev, prev = [], None
+    for i in range(1, cycles + 1):
+        tag = "a" if i % 2 else "b"
+        shell.check(f"cp {fwdir}/rprockit-standin-{tag}.elf {fwdir}/rprockit-standin.elf && "
+                    f"echo start > {d}/state")
+        names = _wait_channel(shell, TTY_CHANNEL)
+        assert TTY_CHANNEL in names, f"cycle {i}: no {TTY_CHANNEL} channel after start: {names}"
+        ttys = _tty_ttys(shell)
+        assert ttys, f"cycle {i}: {TTY_CHANNEL} announced but no /dev/ttyRPMSG*"
+        token = f"rprockit-cycle-{i}"
+        echo = _tty_roundtrip(shell, ttys[0], token)
+        assert token in echo, f"cycle {i}: no echo of {token!r} on {ttys[0]}: {echo!r}"
+        status = _tty_roundtrip(shell, ttys[0], "rprockit-status")
+        m = STANDIN_STATUS_RE.search(status)
+        assert m, f"cycle {i}: no status answer on {ttys[0]}: {status!r}"
+        assert m.group(1) == tag, f"cycle {i}: image {m.group(1)} runs, {tag} was installed"
+        starts = int(m.group(2))
+        assert prev is None or starts == prev + 1, f"cycle {i}: start count {starts} after {prev}"
+        prev = starts
+        shell.check(f"echo stop > {d}/state")
+        st = shell.read(f"{d}/state")
+        gone = shell.check("cat /sys/bus/rpmsg/devices/*/name 2>/dev/null; true").split()
+        assert st == "offline" and TTY_CHANNEL not in gone, (
+            f"cycle {i}: after stop: state {st}, channels {gone}")
+        if i <= 2 or i == cycles:
+            ev.append(f"cycle {i}: image {tag}, channels {names}, {ttys[0]} echo ok, "
+                      f"status {m.group(0)!r}; stop -> {st}")
+    new = shell.klog[mark:shell.poll_dmesg()]
+    created = [ln for ln in new if f"creating channel {TTY_CHANNEL} addr" in ln]
+    errors = [ln for ln in new if is_error(ln, emulated=True)]
+    ev += [f"'creating channel {TTY_CHANNEL}' logged {len(created)} times", *created[:2],
+           STANDIN_NOTE]
+    _evidence(record_property, ev)
+    assert len(created) == cycles, f"{len(created)} announcements for {cycles} starts"
+    assert not errors, "\n".join(errors[:20])
+
+
+def test_dmesg_clean(shell, emulated, standin, results_dir, record_property):
     """No failure line in the kernel log over the whole run (from boot when the suite
     booted the board, else from the suite's start)."""
     if not shell.dmesg_readable():
@@ -330,5 +438,51 @@ def test_dmesg_clean(shell, emulated, results_dir, record_property):
     expected = [ln for ln in lines if EXPECTED_WITHOUT_MU.search(ln)]
     _evidence(record_property, [f"{len(lines)} kernel log lines in the run, {len(errors)} "
                                 f"errors, {len(expected)} 'no MU' lines"
-                                + (" (expected: QEMU models no MU)" if emulated else "")])
+                                + (" (the stand-in serves the MU)" if standin else
+                                   " (expected: QEMU models no MU)" if emulated else "")])
     assert not errors, "\n".join(errors[:40])
+
+
+def test_standin_restart_behind_linux(shell, rproc, manifest, standin, record_property):
+    """The failure the restart cycle guards against, provoked and diagnosed: the remote
+    restarts outside remoteproc (as after a watchdog reset or a JTAG re-flash), so it
+    announces its channels again while Linux still holds them; rpmsg_ns refuses each
+    ("channel ... already exist", "rpmsg_create_channel failed") and the knowledge
+    base names it.  Then the remedy: stop and start through remoteproc.
+
+    Runs after test_dmesg_clean, since it puts failure lines in the kernel log.
+    """
+    if not standin:
+        pytest.skip("needs a remote that runs: the stand-in remote core of the emulated "
+                    "i.MX8M Plus (standin_remote: true)")
+    d, fw = rproc["dir"], manifest.firmware_name
+    names = _start_standin(shell, d, fw)
+    assert TTY_CHANNEL in names, f"no {TTY_CHANNEL} channel after start: {names}"
+    ttys = _tty_ttys(shell)
+    assert ttys, "no /dev/ttyRPMSG*"
+    mark = shell.poll_dmesg()
+    _tty_roundtrip(shell, ttys[0], "rprockit-restart")
+    shell.check("sleep 1")
+    new = shell.klog[mark:shell.poll_dmesg()]
+    exist = [ln for ln in new if "already exist" in ln]
+    failed = [ln for ln in new if "rpmsg_create_channel failed" in ln]
+    found = [m.id for m in signatures.match(new)]
+    ev = ["the stand-in restarted itself behind Linux's back (rprockit-restart)",
+          *exist[:3], *failed[:1], f"knowledge base: {found}"]
+    # the remedy of the knowledge base: the lifecycle through remoteproc
+    shell.check(f"echo stop > {d}/state")
+    mark = shell.poll_dmesg()
+    shell.check(f"echo start > {d}/state")
+    names = _wait_channel(shell, TTY_CHANNEL)
+    ttys2 = _tty_ttys(shell)
+    echo = _tty_roundtrip(shell, ttys2[0], "rprockit-after-remedy") if ttys2 else ""
+    shell.check(f"echo stop > {d}/state")
+    after = shell.klog[mark:shell.poll_dmesg()]
+    ev += [f"stop/start through remoteproc: channels {names}, echo {echo.strip()[:80]!r}, "
+           f"{sum('already exist' in ln for ln in after)} 'already exist' lines", STANDIN_NOTE]
+    _evidence(record_property, ev)
+    assert len(exist) == 3 and len(failed) == 3, (
+        "expected one refusal per announced channel (3):\n" + "\n".join(new[-20:]))
+    assert "rpmsg-channel-exists" in found, found
+    assert "rprockit-after-remedy" in echo, f"no echo after stop/start: {echo!r}"
+    assert not any("already exist" in ln for ln in after), after
