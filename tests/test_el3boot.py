@@ -28,6 +28,7 @@ from rprockit.el3boot import (
     KERNEL_ADDR,
     El3BootError,
     boot_dtb,
+    boot_dtb_name,
     build_monitor,
     build_standin,
 )
@@ -181,3 +182,31 @@ def test_sip_start_releases_the_fourth_a53_and_stop_parks_it(monitor, tmp_path, 
     assert starts2 == 2                           # a second START ran it again
     assert aff_thumb == 1                         # a Thumb reset PC (M-core image): stays off
     assert state[2] == 0                          # QEMU's CPU_ON of the last run: success
+
+
+def test_standin_target_settings_and_their_errors(tmp_path):
+    from rprockit.errors import InvalidFileError
+    from rprockit.target import load_target
+
+    shipped = load_target(ROOT / "targets" / "qemu-imx8mp-standin.yaml").settings
+    assert shipped.standin_remote and shipped.emulated_boot == "el3-monitor"
+    assert shipped.board_dtb == "imx8mp-evk-standin-qemu.dtb"
+    assert boot_dtb_name(shipped.board_dtb) == "boot-imx8mp-evk-standin-qemu.dtb"
+    assert boot_dtb_name(None) == "boot.dtb"
+    assert not load_target(ROOT / "targets" / "qemu-imx8mp.yaml").settings.standin_remote
+    env = tmp_path / "bad.yaml"
+    env.write_text(
+        "targets:\n"                                     # 1
+        "  main:\n"                                      # 2
+        "    resources: {}\n"                            # 3
+        "    drivers: {QEMUDriver: {qemu_bin: q, machine: m, cpu: c, memory: 1G}}\n"  # 4
+        "    options:\n"                                 # 5
+        "      rprockit:\n"                              # 6
+        "        standin_remote: true\n"                 # 7
+        "        board_dtb: ../boot.dtb\n")              # 8
+    with pytest.raises(InvalidFileError) as err:
+        load_target(env)
+    msg = str(err.value)
+    assert f"{env}:7: targets.main.options.rprockit.standin_remote: the stand-in remote core " \
+           "needs emulated_boot: el3-monitor" in msg
+    assert f"{env}:8: targets.main.options.rprockit.board_dtb:" in msg
