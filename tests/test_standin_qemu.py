@@ -50,7 +50,8 @@ def test_rpmsg_tty_echo_passes_with_a_remote_that_runs(standin_run):
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
     res = json.loads((out / "results.json").read_text())
     for name in ("test_remoteproc_probed", "test_reload_cycles", "test_segment_integrity",
-                 "test_rpmsg_tty_echo", "test_standin_restart_cycles", "test_dmesg_clean",
+                 "test_rpmsg_tty_echo", "test_standin_restart_cycles",
+                 "test_standin_tty_driver_reload", "test_dmesg_clean",
                  "test_standin_restart_behind_linux"):
         assert check(res, name)["outcome"] == "passed", (name, check(res, name))
     echo = check(res, "test_rpmsg_tty_echo")["evidence"]

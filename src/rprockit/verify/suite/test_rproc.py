@@ -51,6 +51,8 @@ TTY_CHANNELS = ("rpmsg-tty", "rpmsg-tty-channel", "rpmsg-virtual-tty-channel",
                 "rpmsg-virtual-tty-channel-1", "rpmsg-openamp-demo-channel")
 #: the channel mainline rpmsg_tty binds (drivers/tty/rpmsg_tty.c rpmsg_driver_tty_id_table)
 TTY_CHANNEL = "rpmsg-tty"
+#: the channels the stand-in announces (firmware/standin-remote/standin.c channels[])
+STANDIN_CHANNELS = ("rpmsg-tty", "rpmsg-virtual-tty-channel", "rpmsg-raw")
 #: what is emulated and what is real when the stand-in remote core runs
 STANDIN_NOTE = ("emulated: the remote core (the fourth Cortex-A53 running "
                 "firmware/standin-remote in place of the M7) and the MU (a RAM page it "
@@ -326,11 +328,15 @@ def _tty_ttys(shell) -> list[str]:
                        "sleep 0.1; i=$((i+1)); done; ls /dev/ttyRPMSG* 2>/dev/null; true").split()
 
 
-def _tty_roundtrip(shell, tty: str, text: str) -> str:
-    """Write one line to an RPMsg tty and return what came back within a second."""
-    return shell.check(f"t={q(tty)}; stty -F $t raw -echo 2>/dev/null; "
+def _tty_roundtrip(shell, tty: str, text: str, expect: str | None = None) -> str:
+    """Write one line to an RPMsg tty; return what came back once it holds ``expect``
+    (default: ``text``; nothing: wait one second), or after five seconds."""
+    want = text if expect is None else expect
+    wait = (f"i=0; while [ $i -lt 50 ] && ! grep -q {q(want)} /tmp/.rprockit-tty; do "
+            "sleep 0.1; i=$((i+1)); done" if want else "sleep 1")
+    return shell.check(f"t={q(tty)}; stty -F $t raw -echo 2>/dev/null; : > /tmp/.rprockit-tty; "
                        f"(cat $t > /tmp/.rprockit-tty &) ; sleep 0.2; echo {q(text)} > $t; "
-                       "sleep 1; cat /tmp/.rprockit-tty; kill $(pidof cat) 2>/dev/null; true")
+                       f"{wait}; cat /tmp/.rprockit-tty; kill $(pidof cat) 2>/dev/null; true")
 
 
 def _start_standin(shell, d: str, fw: str) -> list[str]:
@@ -402,7 +408,7 @@ def test_standin_restart_cycles(shell, rproc, standin, cycles, record_property):
         token = f"rprockit-cycle-{i}"
         echo = _tty_roundtrip(shell, ttys[0], token)
         assert token in echo, f"cycle {i}: no echo of {token!r} on {ttys[0]}: {echo!r}"
-        status = _tty_roundtrip(shell, ttys[0], "rprockit-status")
+        status = _tty_roundtrip(shell, ttys[0], "rprockit-status", "rprockit-standin")
         m = STANDIN_STATUS_RE.search(status)
         assert m, f"cycle {i}: no status answer on {ttys[0]}: {status!r}"
         assert m.group(1) == tag, f"cycle {i}: image {m.group(1)} runs, {tag} was installed"
@@ -425,6 +431,35 @@ def test_standin_restart_cycles(shell, rproc, standin, cycles, record_property):
     _evidence(record_property, ev)
     assert len(created) == cycles, f"{len(created)} announcements for {cycles} starts"
     assert not errors, "\n".join(errors[:20])
+
+
+def test_standin_tty_driver_reload(shell, rproc, manifest, standin, record_property):
+    """rpmsg_tty unloaded and loaded again while the remote runs (field report 01:
+    "modprobe -r imx-rpmsg-tty; modprobe imx-rpmsg-tty"): the channel stays, the tty
+    goes with the driver and comes back with it, and it echoes."""
+    if not standin:
+        pytest.skip("needs a remote that runs: the stand-in remote core of the emulated "
+                    "i.MX8M Plus (standin_remote: true)")
+    d, fw = rproc["dir"], manifest.firmware_name
+    names = _start_standin(shell, d, fw)
+    assert TTY_CHANNEL in names, f"no {TTY_CHANNEL} channel after start: {names}"
+    try:
+        out, rc = shell.run("rmmod rpmsg_tty 2>&1")
+        assert rc == 0, f"rmmod rpmsg_tty failed: {out}"
+        gone = shell.check("ls /dev/ttyRPMSG* 2>/dev/null; true").split()
+        still = shell.check("cat /sys/bus/rpmsg/devices/*/name 2>/dev/null; true").split()
+        out, rc = shell.run("modprobe rpmsg_tty 2>&1")
+        assert rc == 0, f"modprobe rpmsg_tty failed: {out}"
+        ttys = _tty_ttys(shell)
+        echo = _tty_roundtrip(shell, ttys[0], "rprockit-tty-reload") if ttys else ""
+    finally:
+        shell.check(f"modprobe rpmsg_tty 2>/dev/null; echo stop > {d}/state; true")
+    _evidence(record_property, [f"rmmod rpmsg_tty: ttys {gone}, channels {still}",
+                                f"modprobe rpmsg_tty: ttys {ttys}, echo {echo.strip()[:80]!r}",
+                                STANDIN_NOTE])
+    assert not gone, f"/dev/ttyRPMSG* left after rmmod rpmsg_tty: {gone}"
+    assert TTY_CHANNEL in still, f"the {TTY_CHANNEL} channel went with the driver: {still}"
+    assert "rprockit-tty-reload" in echo, f"no echo after modprobe rpmsg_tty: {echo!r}"
 
 
 def test_dmesg_clean(shell, emulated, standin, results_dir, record_property):
@@ -461,8 +496,9 @@ def test_standin_restart_behind_linux(shell, rproc, manifest, standin, record_pr
     ttys = _tty_ttys(shell)
     assert ttys, "no /dev/ttyRPMSG*"
     mark = shell.poll_dmesg()
-    _tty_roundtrip(shell, ttys[0], "rprockit-restart")
-    shell.check("sleep 1")
+    _tty_roundtrip(shell, ttys[0], "rprockit-restart", "")
+    shell.check("i=0; while [ $i -lt 50 ] && [ $(dmesg | grep -c 'rpmsg_create_channel failed') "
+                f"-lt {len(STANDIN_CHANNELS)} ]; do sleep 0.1; i=$((i+1)); done; true")
     new = shell.klog[mark:shell.poll_dmesg()]
     exist = [ln for ln in new if "already exist" in ln]
     failed = [ln for ln in new if "rpmsg_create_channel failed" in ln]
@@ -481,8 +517,9 @@ def test_standin_restart_behind_linux(shell, rproc, manifest, standin, record_pr
     ev += [f"stop/start through remoteproc: channels {names}, echo {echo.strip()[:80]!r}, "
            f"{sum('already exist' in ln for ln in after)} 'already exist' lines", STANDIN_NOTE]
     _evidence(record_property, ev)
-    assert len(exist) == 3 and len(failed) == 3, (
-        "expected one refusal per announced channel (3):\n" + "\n".join(new[-20:]))
+    assert len(exist) == len(failed) == len(STANDIN_CHANNELS), (
+        f"expected one refusal per announced channel {STANDIN_CHANNELS}:\n"
+        + "\n".join(new[-20:]))
     assert "rpmsg-channel-exists" in found, found
     assert "rprockit-after-remedy" in echo, f"no echo after stop/start: {echo!r}"
     assert not any("already exist" in ln for ln in after), after
