@@ -38,9 +38,11 @@
  *   M-core image, unaligned, outside m7_reserved) leaves the core off:
  *   "started" for imx_rproc, and idle, as an M7 with no reachable vector;
  * - STOP sets the stop request word (remote_stop, read by the running image)
- *   and waits up to 100 ms for the core to power itself off (PSCI
+ *   and waits up to 500 ms for the core to power itself off (PSCI
  *   AFFINITY_INFO OFF); an image that ignores the request keeps running and
  *   STOP reports a forced stop (x1 = 1), unlike the SRC hold of real silicon.
+ *   The next START first waits as long again for a core still on after such
+ *   a STOP, and the request stays set until then.
  * Without the HVC conduit an HVC here returns SMC_UNK and the core stays off.
  * The MU of the stand-in is a RAM page (MU_PAGE) this monitor resets to the
  * MU's reset value at boot: status TE0-3 set, control 0.
@@ -82,7 +84,7 @@
 	.equ	REMOTE_MPIDR,		3
 	.equ	REMOTE_VECTOR,		0x80000000	/* base of m7_reserved */
 	.equ	REMOTE_VECTOR_END,	0x81000000	/* m7_reserved is 16 MiB */
-	.equ	STOP_TIMEOUT_TICKS,	800000		/* 100 ms at CNTFRQ 8 MHz */
+	.equ	STOP_TIMEOUT_TICKS,	4000000		/* 500 ms at CNTFRQ 8 MHz */
 	.equ	MU_PAGE,		0x00960000	/* OCRAM; the board DTS's MU node */
 	.equ	MU_SR,			0x20
 	.equ	MU_SR_RESET,		0x00F00000	/* TE0-3: transmit registers empty */
@@ -283,8 +285,14 @@ sip_rproc:
 
 /* START: power the stand-in remote core on at the reset PC of the image's
  * vector table (x0 = its initial SP), or leave it off when the A53 cannot
- * run that PC.  Clobbers x0-x3, x10, x11. */
+ * run that PC.  Clobbers x0-x3, x9-x11. */
 remote_release:
+	mov	x9, x30
+	ldr	x10, =remote_stop
+	ldr	w0, [x10]
+	cbz	w0, 2f
+	bl	remote_wait_off			/* a core still on after a STOP that timed out */
+2:	mov	x30, x9
 	ldr	x11, =REMOTE_VECTOR
 	ldr	w3, [x11]			/* word 0: initial SP */
 	ldr	w2, [x11, #4]			/* word 1: reset PC */
@@ -313,6 +321,9 @@ remote_park:
 	mov	w0, #1
 	str	w0, [x10]
 	dsb	sy
+/* wait up to STOP_TIMEOUT_TICKS for the core to be off: x0 = 0 off, 1 still on.
+ * Clobbers x0-x2, x10, x11. */
+remote_wait_off:
 	mrs	x11, cntpct_el0
 	ldr	x10, =STOP_TIMEOUT_TICKS
 	add	x11, x11, x10

@@ -184,14 +184,15 @@ def collect_facts(ctx: StageContext) -> Facts:
     """The target facts report alone (``verify --facts``): nothing on the target changes.
 
     Raises:
-        UserError: no target (neither ``--target`` nor the profile's).
+        UserError: no target (neither ``--target`` nor the profile's), or the target's
+            ``board_dtb`` was not built.
     """
     env = ctx.target_env
     if env is None:
         raise UserError("verify --facts needs --target (the profile names none)")
     dtb = None
     if (ctx.ws.artifacts / "manifest.json").is_file():
-        dtb = Manifest.load(ctx.ws.artifacts).board_dtb(ctx.profile.board_dts)
+        dtb = board_dtb(ctx, Manifest.load(ctx.ws.artifacts))
     else:
         built = (ctx.ws.artifacts / "dtbs" / f"{d.stem}.dtb" for d in ctx.profile.board_dts)
         dtb = next((d for d in built if d.is_file()), None)
