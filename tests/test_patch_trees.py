@@ -84,34 +84,51 @@ VENDOR_EXPECT = {
         "imx-rproc": {
             # no drivers/remoteproc/imx_rproc.c at all
             "optional-mu-mailboxes": ("not-applicable", None),
-            # rproc_fw_boot() refuses a missing table (line 820) but 4.9 has no
-            # rproc_start(), where the 4.14 variant moves the check
-            "empty-resource-table": ("conflict", None),
+            # rproc_fw_boot() refuses a missing table (line 820) and 4.9 has no
+            # rproc_start(), where the 4.14 variant moves the check: the 4.9 variant
+            "empty-resource-table": ("applies", "nxp-4.9"),
             # rproc_elf_load_segments() is the 4.14 one, line for line
             "elf-segment-loading": ("applies", "nxp-4.14"),
             # MU-based driver, subsys_initcall; its Makefile has no glink lines
             "loadable-imx-rpmsg": ("conflict", None),
+            # "config REMOTEPROC" / "tristate" without a prompt (Kconfig lines 4-5)
+            "visible-remoteproc-core": ("applies", "nxp-4.9"),
+            # rproc_alloc() sets dev.type but no dev.class (remoteproc_core.c line 1348)
+            "remoteproc-sysfs": ("applies", "nxp-4.9"),
         },
         # "YYLTYPE yylloc;" (dtc-lexer.l line 41) and the cc-option fallback (arch/arm/
-        # Makefile line 68) are there; the 4.14 variants apply 1-3 lines off
+        # Makefile line 68) are there; the 4.14 variants apply 1-3 lines off; the
+        # bcmdhd_1363 Kconfig's last entry is not indented (line 50)
         "build-compat": {"dtc-yylloc": ("needs-rebase", "nxp-4.14"),
-                         "arm-march-cc-option": ("needs-rebase", "nxp-4.14")},
+                         "arm-march-cc-option": ("needs-rebase", "nxp-4.14"),
+                         "kconfig-bcmdhd-help": ("applies", "nxp-4.9")},
     },
     "nxp-4.14": {
         "imx-rproc": {"optional-mu-mailboxes": ("not-applicable", None),
                       "empty-resource-table": ("applies", "nxp-4.14"),
                       "elf-segment-loading": ("applies", "nxp-4.14"),
-                      "loadable-imx-rpmsg": ("applies", "nxp-4.14")},
+                      "loadable-imx-rpmsg": ("applies", "nxp-4.14"),
+                      # REMOTEPROC has its prompt (Kconfig line 4)
+                      "visible-remoteproc-core": ("already-present", None),
+                      # "rproc->dev.class = &rproc_class;" in rproc_alloc()
+                      "remoteproc-sysfs": ("already-present", None)},
         "build-compat": {"dtc-yylloc": ("applies", "nxp-4.14"),
-                         "arm-march-cc-option": ("applies", "nxp-4.14")},
+                         "arm-march-cc-option": ("applies", "nxp-4.14"),
+                         "kconfig-bcmdhd-help": ("not-applicable", None)},
     },
     "nxp-5.4": {
         "imx-rproc": {"optional-mu-mailboxes": ("applies", "nxp-5.4"),
                       "empty-resource-table": ("already-present", None),
                       "elf-segment-loading": ("applies", "nxp-5.4"),
-                      "loadable-imx-rpmsg": ("applies", "nxp-5.4")},
+                      "loadable-imx-rpmsg": ("applies", "nxp-5.4"),
+                      # "bool "Support for Remote Processor subsystem"" (Kconfig line 5)
+                      "visible-remoteproc-core": ("already-present", None),
+                      # "rproc->dev.class = &rproc_class;" in rproc_alloc()
+                      "remoteproc-sysfs": ("already-present", None)},
         "build-compat": {"dtc-yylloc": ("already-present", None),
-                         "arm-march-cc-option": ("applies", "nxp-5.4")},
+                         "arm-march-cc-option": ("applies", "nxp-5.4"),
+                         # no drivers/net/wireless/bcmdhd_1363 outside the 4.9.88 tree
+                         "kconfig-bcmdhd-help": ("not-applicable", None)},
     },
     "nxp-5.15": {
         "imx-rproc": {
@@ -124,19 +141,27 @@ VENDOR_EXPECT = {
             "elf-segment-loading": ("partially-present", "nxp-5.15"),
             # HAVE_IMX_RPMSG bool, arch_initcall, no .remove
             "loadable-imx-rpmsg": ("applies", "nxp-5.15"),
+            # bool "Support for Remote Processor subsystem" (Kconfig line 5)
+            "visible-remoteproc-core": ("already-present", None),
+            "remoteproc-sysfs": ("already-present", None),
         },
         # the dtc fix is in 5.15; "ARM: 9156/1" is in 5.15.71 (arch/arm/Makefile line 64)
         "build-compat": {"dtc-yylloc": ("already-present", None),
-                         "arm-march-cc-option": ("already-present", None)},
+                         "arm-march-cc-option": ("already-present", None),
+                         "kconfig-bcmdhd-help": ("not-applicable", None)},
     },
     "nxp-6.1": {
         "imx-rproc": {"optional-mu-mailboxes": ("already-present", None),
                       "empty-resource-table": ("already-present", None),
                       # "if (type != PT_LOAD || !memsz)" (line 184) and the I/O copy
                       "elf-segment-loading": ("already-present", None),
-                      "loadable-imx-rpmsg": ("applies", "nxp-6.1")},
+                      "loadable-imx-rpmsg": ("applies", "nxp-6.1"),
+                      "visible-remoteproc-core": ("already-present", None),
+                      # "rproc->dev.class = &rproc_class;" in rproc_alloc()
+                      "remoteproc-sysfs": ("already-present", None)},
         "build-compat": {"dtc-yylloc": ("already-present", None),
-                         "arm-march-cc-option": ("already-present", None)},
+                         "arm-march-cc-option": ("already-present", None),
+                         "kconfig-bcmdhd-help": ("not-applicable", None)},
     },
 }
 VENDOR_TREES = [("RPROCKIT_NXP_4_9_TREE", "nxp-4.9"), ("RPROCKIT_NXP_4_14_TREE", "nxp-4.14"),
