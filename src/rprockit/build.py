@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ccache as ccache_mod
-from . import firmware, running
+from . import firmware, oot, running
 from .errors import BuildError, CommandError, KconfigError, ToolMissingError
 from .files import sha256_file, write_json_atomic
 from .git import Git
@@ -132,6 +132,21 @@ def _dtb_out(profile: Profile, ws: Workspace, dtb: str) -> Path:
     return ws.out / "arch" / profile.arch / "boot" / "dts" / dtb
 
 
+def dt_includes(profile: Profile, ws: Workspace, dts: Path) -> list[str]:
+    """The ``-I`` options of the C preprocessor step for a board ``.dts``.
+
+    The tree's DT directory, its DT include directory and the board file's own
+    directory: ``scripts/dtc/include-prefixes`` since Linux 4.12, before that
+    ``arch/<arch>/boot/dts/include`` (the ``dt-bindings`` symlink; 4.9
+    scripts/Makefile.lib ``dtc_cpp_flags``, lines 176-180).
+    """
+    dts_dir = ws.src / "arch" / profile.arch / "boot" / "dts"
+    prefixes = ws.src / "scripts/dtc/include-prefixes"
+    include = prefixes if prefixes.is_dir() or not (dts_dir / "include").is_dir() \
+        else dts_dir / "include"
+    return ["-I", str(dts_dir), "-I", str(include), "-I", str(dts.parent)]
+
+
 def build_board_dtb(profile: Profile, ws: Workspace, dts: Path, runner: Runner) -> Path:
     """Compile a board ``.dts`` from the repo against the tree's DT includes.
 
@@ -147,10 +162,8 @@ def build_board_dtb(profile: Profile, ws: Workspace, dts: Path, runner: Runner) 
     out_dir.mkdir(parents=True, exist_ok=True)
     pre = out_dir / f"{dts.stem}.dts.tmp"
     dtb = out_dir / f"{dts.stem}.dtb"
-    incs = ["-I", str(dts_dir), "-I", str(ws.src / "scripts/dtc/include-prefixes"),
-            "-I", str(dts.parent)]
-    runner.run(["gcc", "-E", "-nostdinc", *incs, "-undef", "-D__DTS__", "-x",
-                "assembler-with-cpp", "-P", "-o", pre, dts])
+    runner.run(["gcc", "-E", "-nostdinc", *dt_includes(profile, ws, dts), "-undef",
+                "-D__DTS__", "-x", "assembler-with-cpp", "-P", "-o", pre, dts])
     dtc = ws.out / "scripts/dtc/dtc"
     runner.run([str(dtc) if dtc.exists() else "dtc", "-q", "-O", "dtb", "-b", "0", "-i",
                 str(dts.parent), "-i", str(dts_dir), "-o", dtb, pre],
@@ -177,9 +190,8 @@ def reproduce_recipe(profile: Profile, ws: Workspace, env: dict, jobs: int,
     dts_dir = ws.src / "arch" / profile.arch / "boot" / "dts"
     for dts in profile.board_dts:
         pre = ws.out / "rprockit-dtbs" / f"{dts.stem}.dts.tmp"
-        steps.append(shlex.join(["gcc", "-E", "-nostdinc", "-I", str(dts_dir), "-I",
-                                 str(ws.src / "scripts/dtc/include-prefixes"), "-I",
-                                 str(dts.parent), "-undef", "-D__DTS__", "-x",
+        steps.append(shlex.join(["gcc", "-E", "-nostdinc", *dt_includes(profile, ws, dts),
+                                 "-undef", "-D__DTS__", "-x",
                                  "assembler-with-cpp", "-P", "-o", str(pre), str(dts)]))
         steps.append(shlex.join([str(ws.out / "scripts/dtc/dtc"), "-q", "-O", "dtb", "-b", "0",
                                  "-i", str(dts.parent), "-i", str(dts_dir), "-o",
@@ -246,7 +258,7 @@ def predicted_release(profile: Profile, ws: Workspace, localversion: str | None,
 
 
 def _collect(profile: Profile, ws: Workspace, board_dtbs: list[Path],
-             extra: dict[str, Path]) -> dict:
+             extra: dict[str, Path], oot_modules: list[Path] | None = None) -> dict:
     art = ws.artifacts
     staging = art.with_name("artifacts.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -271,6 +283,12 @@ def _collect(profile: Profile, ws: Workspace, board_dtbs: list[Path],
         for d in profile.modules.build_dirs:
             for ko in sorted((ws.out / d).rglob("*.ko")):
                 put(ko, f"modules/{ko.name}")
+    for ko in oot_modules or []:
+        if f"modules/{ko.name}" in outputs:
+            raise BuildError(f"{ko.name} is built both in the kernel tree and out of tree "
+                             f"({ko}); drop it from one of them (the module set's build_dirs "
+                             "or the kernel config)")
+        put(ko, f"modules/{ko.name}")
     for rel, src in extra.items():
         put(src, rel)
     shutil.rmtree(art, ignore_errors=True)
@@ -347,11 +365,12 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
     except CommandError as e:
         raise BuildError(f"kernel build failed for profile {profile.name}; full log: {log}\n"
                          f"{e}") from e
+    release = kernel_release(ws)
+    sets = build_out_of_tree(profile, ws, env, jobs, release, runner, progress)
     seconds = time.monotonic() - t0
     (ws.out / COMPILER_RECORD).write_text(compiler + "\n")
     stats = ccache_mod.read_stats(stats_log) if wrapper else None
-    outputs = _collect(profile, ws, board, extra)
-    release = kernel_release(ws)
+    outputs = _collect(profile, ws, board, extra, [ko for s in sets for ko in s.modules])
     try:
         parts: running.ReleaseParts | None = predicted_release(profile, ws, localversion,
                                                                runner)
@@ -365,6 +384,7 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
         "arch": profile.arch,
         "cross_compile": profile.cross_compile,
         **(meta or {}),
+        **({"out_of_tree": [s.record for s in sets]} if sets else {}),
         "inputs": {**inputs, "toolchain": tools, "environment": env, "compiler": compiler},
         "outputs": outputs,
         "reproduce": reproduce_recipe(profile, ws, env, jobs, targets),
@@ -375,6 +395,42 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
     data["ccache"] = _ccache_record(settings, cc_env, stats)
     write_json_atomic(manifest, data)
     return BuildResult(manifest, data, seconds=seconds, ccache=stats)
+
+
+def build_out_of_tree(profile: Profile, ws: Workspace, env: dict[str, str], jobs: int,
+                      release: str, runner: Runner,
+                      progress: Callable[[str], None] = lambda line: None) -> list[oot.BuiltSet]:
+    """Build the module set's out-of-tree sets against the kernel just built.
+
+    Each set goes to ``<ws>/oot/<name>`` (``make M=``), its compat series'
+    report to ``<ws>/reports/oot-<name>/``, make's output to
+    ``<ws>/logs/oot-<name>.log`` (:func:`rprockit.oot.build_set`).
+
+    Returns:
+        The built sets (none when the module set has no ``out_of_tree``).
+
+    Raises:
+        FetchError: a donor cannot be read.
+        PatchApplyError: a compat patch conflicts or is corrupt.
+        BuildError: a set failed to build, or a module's vermagic is not ``release``.
+    """
+    if not profile.modules or not profile.modules.out_of_tree:
+        return []
+    from .patch.tree import detect_family
+
+    target = detect_family(ws.src)
+    epoch = commit_epoch(ws.src, runner)
+    args = [f"ARCH={profile.arch}", f"CROSS_COMPILE={profile.cross_compile}", f"-j{jobs}"]
+    built = []
+    for s in profile.modules.out_of_tree:
+        log = ws.logs / f"oot-{s.name}.log"
+        log.write_text("")
+        progress(f"out-of-tree set {s.name}: sources from {s.donor.describe()}")
+        built.append(oot.build_set(s, profile.modules.file, ws.src, ws.out,
+                                   ws.base / "oot" / s.name, args, env, log, release,
+                                   ws.base / "reports" / f"oot-{s.name}", runner, progress,
+                                   target, epoch))
+    return built
 
 
 def _debug_info(config: Path) -> bool:
@@ -434,14 +490,16 @@ def _upstream(ctx: StageContext) -> tuple[dict, dict, Path | None]:
 
 def stage_inputs(ctx: StageContext) -> tuple:
     """Upstream results (source commit, patches, fragments, .config, firmware), module and
-    firmware facts, toolchain versions, image/DTB list, board DT sources, tree HEAD."""
+    firmware facts, toolchain versions, image/DTB list, board DT sources, tree HEAD, and
+    the out-of-tree sets' donor file digests, Kbuild and compat series (if any)."""
     p = ctx.profile
     inputs, meta, _ = _upstream(ctx)
     compiler = ccache_mod.compiler_command(p.cross_compile, ccache_mod.wrapper(ctx.ccache))
     return ("build", inputs, meta, toolchain_versions(p, ctx.runner), p.image, p.dtbs,
             [sha256_file(d) for d in p.board_dts],
             p.modules.build_dirs if p.modules else None, Git(ctx.ws.src, ctx.runner).head(),
-            compiler, ctx.match_release)
+            compiler, ctx.match_release,
+            *([oot.inputs(p.modules)] if p.modules and p.modules.out_of_tree else []))
 
 
 def target_localversion(ctx: StageContext) -> str | None:

@@ -42,7 +42,7 @@ from .errors import (
 )
 from .files import write_text_atomic
 from .git import IDENTITY, Git, check_commit, check_ref, check_url
-from .profile import Profile
+from .profile import Profile, expand_env
 from .runner import Runner, require_tool
 from .stage import Outcome, Stage, StageContext
 from .workspace import Workspace
@@ -243,6 +243,11 @@ def _check_source(p: Profile, runner: Runner) -> None:
     if p.source.kind == "git":
         check_url(p.source.git_url, f"source.git.url ({where})")
         return
+    if p.source.path is None:
+        _, missing = expand_env(p.source.path_spec or "")
+        raise FetchError(f"source.path {p.source.path_spec} (profile {p.file}, line "
+                         f"{p.line_of('source', 'path')}): environment variable "
+                         f"{', '.join(missing)} is not set; set it to the kernel git tree")
     path = Path(_remote_url(p))
     if not (path / ".git").exists() and not (path / "HEAD").exists():
         raise FetchError(f"source.path {path} is not a git repository "

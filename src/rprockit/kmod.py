@@ -71,3 +71,38 @@ def symbol_versions(ko: Path) -> dict[str, int]:
         if name:
             out[name] = int.from_bytes(entry[:word], "little" if little else "big")
     return out
+
+
+def modinfo(ko: Path) -> dict[str, list[str]]:
+    """The ``.modinfo`` section of a module, read with pyelftools (no kmod needed).
+
+    The section is a sequence of NUL-terminated ``key=value`` strings, written
+    by ``MODULE_INFO()`` (include/linux/moduleparam.h ``__MODULE_INFO``) and by
+    modpost into ``<module>.mod.c`` (``vermagic``, ``depends``, one ``alias``
+    per ``MODULE_DEVICE_TABLE`` entry, e.g. ``of:N*T*Cfsl,imx7d-cm4`` from
+    scripts/mod/file2alias.c ``do_of_entry``).
+
+    Args:
+        ko: a kernel module (ELF relocatable object).
+
+    Returns:
+        ``{key: [values in section order]}``; empty when there is no ``.modinfo``.
+
+    Raises:
+        UnreadableFileError: ``ko`` is not a regular file of at most 64 MiB.
+        ELFError: ``ko`` is not an ELF file.
+    """
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    from .files import read_regular
+
+    elf = ELFFile(io.BytesIO(read_regular(ko, 64 << 20, "kernel module")))
+    sec = elf.get_section_by_name(".modinfo")
+    out: dict[str, list[str]] = {}
+    for item in (sec.data() if sec else b"").split(b"\0"):
+        key, sep, value = item.decode("utf-8", "replace").partition("=")
+        if sep:
+            out.setdefault(key, []).append(value)
+    return out

@@ -33,6 +33,7 @@ from .tree import (
     REPORT_FILE,
     STATE_FILE,
     Git,
+    TreeInfo,
     detect_family,
 )
 from .txn import Transaction, read_state, recover, restore
@@ -172,7 +173,8 @@ def _begin(git: Git, series_list: list[Series]) -> Transaction:
 
 def apply_all(tree: Path, series_list: list[Series], family: str | None = None,
               runner: Runner | None = None, report_dirs: list[Path | None] | None = None,
-              say: Callable[[str], None] = lambda msg: None) -> list[PatchReport]:
+              say: Callable[[str], None] = lambda msg: None,
+              tree_info: TreeInfo | None = None) -> list[PatchReport]:
     """Apply several series to ``tree`` as one transaction (all of them or none).
 
     Each series is classified on the tree as the series before it left it,
@@ -187,6 +189,9 @@ def apply_all(tree: Path, series_list: list[Series], family: str | None = None,
         runner: command runner.
         report_dirs: per series, where its reports go (None: ``.git``).
         say: console messages (a recovery of an interrupted run is announced).
+        tree_info: version and family to classify by, for a tree without a kernel
+            Makefile (the build directory of an out-of-tree module set takes the
+            target kernel's); default: detected from ``tree``.
 
     Returns:
         One :class:`PatchReport` per series.
@@ -202,7 +207,7 @@ def apply_all(tree: Path, series_list: list[Series], family: str | None = None,
     git = Git(tree, runner or Runner())
     dirs = list(report_dirs or [None] * len(series_list))
     recovered = recover(git, say=say)
-    info = detect_family(tree, family)
+    info = tree_info or detect_family(tree, family)
     _check_tree(git)
     txn = _begin(git, series_list)
     reports: list[PatchReport] = []

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,28 @@ class Series:
     def fixes(self) -> list[str]:
         """Fix ids in first-seen series order."""
         return list(dict.fromkeys(p.fix for p in self.patches))
+
+    def without(self, skip: dict[str, str], source: str) -> Series:
+        """This series less the fixes in ``skip`` (every variant of each).
+
+        Args:
+            skip: ``{fix id: why it is not applied}``.
+            source: where the skip list comes from (a profile file), for messages.
+
+        Returns:
+            A series whose warnings name each skipped fix and its reason.
+
+        Raises:
+            SeriesFormatError: a fix id in ``skip`` is not in the series.
+        """
+        unknown = sorted(set(skip) - set(self.fixes()))
+        if unknown:
+            raise SeriesFormatError(source, [(
+                "patches", None, f"skips fix {', '.join(unknown)}, which {self.directory} does "
+                f"not have; its fixes: {', '.join(self.fixes())}")])
+        kept = tuple(p for p in self.patches if p.fix not in skip)
+        notes = tuple(f"fix {fix} not applied ({source}): {why}" for fix, why in skip.items())
+        return replace(self, patches=kept, warnings=self.warnings + notes)
 
     def fingerprint(self) -> str:
         """sha256 over entry names and patch digests, in order."""

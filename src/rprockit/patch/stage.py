@@ -36,7 +36,13 @@ def baseline(ctx: StageContext) -> str:
 
 
 def _series(profile: Profile) -> list[Series]:
-    return [load_series(d) for d in profile.patches]
+    """The profile's series, less the fixes it skips (``patches: [{series, skip}]``)."""
+    out = []
+    for d in profile.patches:
+        series = load_series(d)
+        skip = profile.patch_skip.get(str(d))
+        out.append(series.without(skip, str(profile.file)) if skip else series)
+    return out
 
 
 def inputs(ctx: StageContext) -> tuple:
