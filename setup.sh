@@ -11,9 +11,9 @@
 # - linux-source-6.1 (the default profile's kernel) is a bookworm package; on
 #   trixie it comes from a bookworm entry pinned at priority 100, so nothing
 #   else is taken from bookworm.
-# - deb-src entries: the emulated boards' busybox is built from Debian's own
-#   busybox source package with the cross compilers (no foreign-architecture
-#   packages, rprockit.initramfs).
+# - deb-src entries: the emulated boards' busybox, and the SSH image's dropbear,
+#   are built from Debian's own source packages with the cross compilers, so no
+#   foreign-architecture package is needed (rprockit.initramfs).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,6 +22,7 @@ PACKAGES=(
   device-tree-compiler gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
   binutils-aarch64-linux-gnu libc6-dev-armhf-cross libc6-dev-arm64-cross gcc-arm-none-eabi libnewlib-arm-none-eabi
   qemu-system-arm linux-source-6.1 dpkg-dev
+  # dropbear-bin: the host's dropbearkey makes the SSH image's host key
   openssh-server openssh-client python3-venv diffoscope-minimal dropbear-bin redis-server
   # pylibfdt builds from source where no wheel fits the Python (3.13 on trixie)
   python3-dev swig
@@ -152,12 +153,6 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
-# only the SSH image of the emulated i.MX7D unpacks an armhf package (dropbear-bin)
-if ! dpkg --print-foreign-architectures | grep -qx armhf; then
-  echo "setup: adding the armhf architecture (dropbear for the SSH image only)"
-  as_root dpkg --add-architecture armhf
-  changed=1
-fi
 have_qemu=$(qemu_major || true)
 old_qemu=0
 if [ -z "$have_qemu" ] || [ "$have_qemu" -lt "$QEMU_MAJOR" ]; then old_qemu=1; fi
@@ -184,13 +179,12 @@ if [ -z "$have_qemu" ] || [ "$have_qemu" -lt "$QEMU_MAJOR" ]; then
   echo "setup: qemu-system-arm is '${have_qemu:-missing}', QEMU $QEMU_MAJOR or later is needed" >&2
   exit 1
 fi
-# the emulated boards' busybox is built from this source package (rprockit.initramfs)
-apt-cache showsrc busybox >/dev/null 2>&1 \
-  || { echo "setup: no deb-src entry resolves the busybox source package ($LIST)" >&2; exit 1; }
-
-apt-cache show dropbear-bin:armhf >/dev/null 2>&1 \
-  || echo "setup: warning: dropbear-bin:armhf does not resolve; only the SSH image" \
-    "(targets/qemu-imx7d-ssh.yaml) needs it" >&2
+# the emulated boards' busybox and the SSH image's dropbear are built from these
+# source packages (rprockit.initramfs)
+for src in busybox dropbear; do
+  [ -n "$(apt-cache showsrc "$src" 2>/dev/null | sed -n 's/^Version: //p')" ] \
+    || { echo "setup: no deb-src entry resolves the $src source package ($LIST); run apt-get update" >&2; exit 1; }
+done
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

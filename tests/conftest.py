@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_WS = Path(os.environ.get("RPROCKIT_TEST_WORKSPACE", ROOT / "build" / "test-workspace"))
 # keep the real compiler cache when HOME is isolated below
 os.environ.setdefault("CCACHE_DIR", str(Path.home() / ".cache" / "ccache"))
-# and the machine cache (busybox built from Debian's source once per machine)
+# and the machine cache (busybox and dropbear built from Debian's source once per machine)
 os.environ.setdefault("RPROCKIT_CACHE", str(Path.home() / ".cache" / "rprockit"))
 _REAL_HOME = str(Path.home())
 

@@ -148,8 +148,8 @@ def ssh_board(default_pipeline, tmp_path, monkeypatch):
     mods = [m for m in sorted((art / "modules").glob("*.ko")) if m.name != "imx_rproc.ko"]
     mods.append(mark_out_of_tree(art / "modules" / "imx_rproc.ko", tmp_path / "imx_rproc.ko"))
     fw = art / "firmware" / man["firmware"]["name"]
-    make_initramfs("arm", man["kernel_release"], mods, [fw], images / "initramfs.cpio",
-                   default_pipeline[0] / "cache", 1, runner,
+    make_initramfs("arm", man["kernel_release"], mods, [fw], images / "initramfs.cpio", 1,
+                   runner,
                    ssh=SSHAccess(tmp_path / "host_ed25519", (dot_ssh / "id_ed25519.pub").read_text()))
 
     text = ENV_FILE.read_text()

@@ -160,7 +160,7 @@ def _images(tmp: Path, profile_dir: Path, manifest: dict, modules: list[Path],
     (images / "zImage").symlink_to(art / "zImage")
     (images / "dtbs").symlink_to(art / "dtbs")
     make_initramfs("arm", manifest["kernel_release"], modules, firmware,
-                   images / "initramfs.cpio", profile_dir.parent / "cache", epoch=0)
+                   images / "initramfs.cpio", epoch=0)
     return images
 
 

@@ -75,7 +75,7 @@ def bench_board(default_pipeline, tmp_path):
     (images / "dtbs").symlink_to(art / "dtbs")
     fw = art / "firmware" / man["firmware"]["name"]
     make_initramfs("arm", man["kernel_release"], sorted((art / "modules").glob("*.ko")), [fw],
-                   images / "initramfs.cpio", default_pipeline[0] / "cache", 1, runner,
+                   images / "initramfs.cpio", 1, runner,
                    ssh=SSHAccess(tmp_path / "host_ed25519",
                                  (dot_ssh / "id_ed25519.pub").read_text()))
     text = ENV_FILE.read_text().replace("127.0.0.1:10022-:22", f"127.0.0.1:{ssh_port}-:22")

@@ -51,9 +51,8 @@ def images_with(tmp: Path, art: Path, manifest: dict, modules: list[Path],
     img.mkdir()
     (img / "zImage").symlink_to(art / "zImage")
     (img / "dtbs").symlink_to(art / "dtbs")
-    cache = art.parents[1] / "cache"
     make_initramfs("arm", manifest["kernel_release"], modules, firmware,
-                   img / "initramfs.cpio", cache, epoch=0, runner=Runner())
+                   img / "initramfs.cpio", epoch=0, runner=Runner())
     return img
 
 

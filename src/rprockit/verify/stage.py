@@ -96,7 +96,8 @@ def prepare_emulated_board(ctx: StageContext, man: Manifest) -> Path:
         The initramfs path.
 
     Raises:
-        UserError: a package cannot be downloaded or cpio fails.
+        UserError: busybox cannot be fetched or built from its source package, or cpio
+            fails.
     """
     out = ctx.ws.artifacts / "initramfs.cpio"
     firmware = [man.firmware] if man.firmware else []
@@ -111,7 +112,7 @@ def prepare_emulated_board(ctx: StageContext, man: Manifest) -> Path:
                                           tag, ctx.runner))
     epoch = Git(ctx.ws.src, ctx.runner).commit_time()
     make_initramfs(ctx.profile.arch, man.kernel_release, list(man.modules), firmware, out,
-                   ctx.ws.cache, epoch, ctx.runner)
+                   epoch, ctx.runner)
     if settings.emulated_boot == "el3-monitor":
         dtb = board_dtb(ctx, man)
         if dtb is None:
