@@ -51,14 +51,16 @@ case "$CODENAME" in
 esac
 LIST=/etc/apt/sources.list.d/rprockit.sources
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-# The Debian archive this machine already uses (its own apt sources), so the
-# extra entries below go to the same mirror; RPROCKIT_DEBIAN_MIRROR overrides.
+# The Debian archive this machine already uses for a suite (its own apt
+# sources), so the extra entries below go to the same mirror:
+# system_mirror [SUITE] (default: this release).  RPROCKIT_DEBIAN_MIRROR
+# overrides the archive, RPROCKIT_DEBIAN_SECURITY_MIRROR the security archive.
 system_mirror() {
-  local f uri
+  local f uri suite=${1:-$CODENAME}
   for f in /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] && [ "$f" != "$LIST" ] || continue
-    # deb822: the URIs of the first stanza whose Suites name this release
-    uri=$(awk -v c="$CODENAME" 'BEGIN { RS = ""; FS = "\n" }
+    # deb822: the URIs of the first stanza whose Suites name the suite
+    uri=$(awk -v c="$suite" 'BEGIN { RS = ""; FS = "\n" }
       { u = ""; s = 0
         for (i = 1; i <= NF; i++) {
           if ($i ~ /^URIs:/) { split($i, a, " "); u = a[2] }
@@ -69,7 +71,7 @@ system_mirror() {
   done
   [ -f /etc/apt/sources.list ] || return 0
   # one-line format: deb [options] URI SUITE COMPONENTS...
-  awk -v c="$CODENAME" '$1 == "deb" {
+  awk -v c="$suite" '$1 == "deb" {
       i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
       if ($(i + 1) == c) { print $i; exit } }' /etc/apt/sources.list
 }
@@ -77,6 +79,14 @@ MIRROR=${RPROCKIT_DEBIAN_MIRROR:-$(system_mirror)}
 if [ -z "$MIRROR" ]; then
   echo "setup: no Debian archive for '$CODENAME' in the apt sources; set RPROCKIT_DEBIAN_MIRROR to its URI" >&2
   exit 2
+fi
+# linux-source-6.1 gets its updates in bookworm-security: on trixie, take them
+# from the security archive this machine uses for trixie-security (if any)
+SECURITY=
+if [ "$CODENAME" = trixie ]; then
+  SECURITY=${RPROCKIT_DEBIAN_SECURITY_MIRROR:-$(system_mirror trixie-security)}
+  [ -n "$SECURITY" ] || echo "setup: note: no trixie-security entry in the apt sources;" \
+    "linux-source-6.1 comes from bookworm without its security updates" >&2
 fi
 
 sources_text() {
@@ -104,6 +114,16 @@ Suites: bookworm
 Components: main
 Signed-By: $KEYRING
 
+SRC
+    [ -z "$SECURITY" ] || cat <<SRC
+Types: deb
+URIs: $SECURITY
+Suites: bookworm-security
+Components: main
+Signed-By: $KEYRING
+
+SRC
+    cat <<SRC
 Types: deb-src
 URIs: $MIRROR
 Suites: trixie
@@ -116,7 +136,8 @@ SRC
 PIN=/etc/apt/preferences.d/rprockit-bookworm
 pin_text() {
   printf '%s\n' "# rprockit (setup.sh): take from bookworm only what trixie lacks" \
-    "Package: *" "Pin: release n=bookworm" "Pin-Priority: 100"
+    "Package: *" "Pin: release n=bookworm" "Pin-Priority: 100" "" \
+    "Package: *" "Pin: release n=bookworm-security" "Pin-Priority: 100"
 }
 
 apt_update() {
