@@ -9,8 +9,9 @@
 #   qemu-system-arm comes from bookworm-backports (only qemu-system-arm,
 #   -common and -data move); Debian 13 has QEMU 10 in main.
 # - linux-source-6.1 (the default profile's kernel) is a bookworm package; on
-#   trixie it comes from a bookworm entry pinned at priority 100, so nothing
-#   else is taken from bookworm.
+#   trixie it comes from bookworm and bookworm-security entries (where its
+#   updates land) pinned at priority 100, so nothing else is taken from
+#   bookworm.
 # - deb-src entries: the emulated boards' busybox, and the SSH image's dropbear,
 #   are built from Debian's own source packages with the cross compilers, so no
 #   foreign-architecture package is needed (rprockit.initramfs).
@@ -190,7 +191,7 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$old_qemu" -eq 1 ] || [ "$changed" -eq 1 ]; 
   if [ "$old_qemu" -eq 1 ]; then
     release=()
     [ "$CODENAME" = bookworm ] && release=(-t bookworm-backports)
-    echo "setup: installing qemu-system-arm ${release[*]} (QEMU >= $QEMU_MAJOR)"
+    echo "setup: installing qemu-system-arm${release[*]:+ ${release[*]}} (QEMU >= $QEMU_MAJOR)"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
       --no-install-recommends "${release[@]}" qemu-system-arm
   fi
