@@ -46,7 +46,7 @@ DROPBEAR = "usr/sbin/dropbear"
 #: (``--disable-zlib``), the libtom copies in dropbear's own tree
 #: (``--enable-bundled-libtom``) and no password logins (below).  An initramfs
 #: board keeps no login records, hence no lastlog/utmp/wtmp.  syslog support
-#: syslog support stays: without it (``--disable-syslog``) dropbear has no ``-E``
+#: stays: without it (``--disable-syslog``) dropbear has no ``-E``
 #: (log to stderr), which the init passes (svr-runopts.c: ``case 'E'`` is under
 #: ``#ifndef DISABLE_SYSLOG``).  Options: dropbear's ``configure --help``.
 DROPBEAR_CONFIGURE = ("--enable-static", "--disable-zlib", "--enable-bundled-libtom",
