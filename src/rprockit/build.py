@@ -296,6 +296,52 @@ def _collect(profile: Profile, ws: Workspace, board_dtbs: list[Path],
     return outputs
 
 
+@dataclass(frozen=True)
+class MakeSetup:
+    """How make runs for a profile's ``O=`` directory (the full and the modules-only build).
+
+    Attributes:
+        env: the recorded environment (reproducibility variables, ``KCFLAGS``,
+            ``LOCALVERSION``).
+        cc_env: ccache's variables (not recorded: the cache changes no output).
+        wrapper: ``ccache`` or None.
+        compiler: the compiler command (:func:`rprockit.ccache.compiler_command`).
+        settings: the ccache settings.
+        stats_log: ccache's per-build stats log (truncated here).
+    """
+
+    env: dict[str, str]
+    cc_env: dict[str, str]
+    wrapper: str | None
+    compiler: str
+    settings: ccache_mod.CcacheSettings
+    stats_log: Path
+
+
+def make_setup(profile: Profile, ws: Workspace, ccache: ccache_mod.CcacheSettings | None,
+               localversion: str | None, runner: Runner) -> MakeSetup:
+    """The environment and compiler of a make in ``ws.out``; the same for every build
+    there, so kbuild's recorded commands stay the same (no needless rebuild)."""
+    env = make_env(ws.src, runner)
+    if "macro-prefix-map" not in (ws.src / "Makefile").read_text(errors="replace"):
+        # kernels before 5.x lack it: keep the source path out of __FILE__
+        env["KCFLAGS"] = f"-fmacro-prefix-map={ws.src}/="
+    if localversion is not None:
+        env["LOCALVERSION"] = localversion
+    settings = ccache or ccache_mod.CcacheSettings()
+    wrapper = ccache_mod.wrapper(settings)
+    stats_log = ws.logs / "ccache-stats.log"
+    stats_log.parent.mkdir(parents=True, exist_ok=True)
+    stats_log.unlink(missing_ok=True)
+    # not part of the recorded environment: where the cache is does not change an output
+    cc_env = ccache_mod.environment(settings, ws.src, ws.out, stats_log,
+                                    debug_info=_debug_info(ws.out / ".config")) \
+        if wrapper else {}
+    return MakeSetup(env, cc_env, wrapper,
+                     ccache_mod.compiler_command(profile.cross_compile, wrapper), settings,
+                     stats_log)
+
+
 def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None = None,
           progress: Callable[[str], None] = lambda line: None, jobs: int | None = None,
           extra: dict[str, Path] | None = None, meta: dict | None = None,
@@ -335,16 +381,10 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
     extra = extra or {}
     manifest = ws.artifacts / "manifest.json"
     check_module_signing(ws.out / ".config")
-    env = make_env(ws.src, runner)
-    if "macro-prefix-map" not in (ws.src / "Makefile").read_text(errors="replace"):
-        # kernels before 5.x lack it: keep the source path out of __FILE__
-        env["KCFLAGS"] = f"-fmacro-prefix-map={ws.src}/="
-    if localversion is not None:
-        env["LOCALVERSION"] = localversion
     targets = [profile.image, "modules", *profile.dtbs]
-    settings = ccache or ccache_mod.CcacheSettings()
-    wrapper = ccache_mod.wrapper(settings)
-    compiler = ccache_mod.compiler_command(profile.cross_compile, wrapper)
+    setup = make_setup(profile, ws, ccache, localversion, runner)
+    env, cc_env, wrapper, compiler = setup.env, setup.cc_env, setup.wrapper, setup.compiler
+    settings, stats_log = setup.settings, setup.stats_log
     change = compiler_change(ws.out, compiler)
     if change:
         say(f"[build] {change}")
@@ -352,12 +392,6 @@ def build(profile: Profile, ws: Workspace, inputs: dict, runner: Runner | None =
     log = ws.logs / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    stats_log = ws.logs / "ccache-stats.log"
-    stats_log.unlink(missing_ok=True)
-    # not part of the recorded environment: where the cache is does not change an output
-    cc_env = ccache_mod.environment(settings, ws.src, ws.out, stats_log,
-                                    debug_info=_debug_info(ws.out / ".config")) \
-        if wrapper else {}
     t0 = time.monotonic()
     try:
         runner.stream(cmd, log, env={**env, **cc_env}, progress=progress)
@@ -502,7 +536,7 @@ def stage_inputs(ctx: StageContext) -> tuple:
             *([oot.inputs(p.modules)] if p.modules and p.modules.out_of_tree else []))
 
 
-def target_localversion(ctx: StageContext) -> str | None:
+def target_localversion(ctx: StageContext, quiet: bool = False) -> str | None:
     """The ``LOCALVERSION`` that makes the build's release the running kernel's
     (``ctx.match_release``), or None when no release is to be matched.
 
@@ -513,7 +547,9 @@ def target_localversion(ctx: StageContext) -> str | None:
         return None
     parts = predicted_release(ctx.profile, ctx.ws, None, ctx.runner)
     lv = running.localversion_for(parts, ctx.match_release, "the target")
-    ctx.say(f"[build] LOCALVERSION=\"{lv}\": release {parts.fixed}{lv}, as the target runs")
+    if not quiet:
+        ctx.say(f"[build] LOCALVERSION=\"{lv}\": release {parts.fixed}{lv}, as the target "
+                "runs")
     return lv
 
 

@@ -298,14 +298,29 @@ def configure(c, profile=None, workspace=None, base_config=None, target=None,
                                   "compare every image, DTB and .ko (exit 2 on any difference)",
             "base_config": BASE_CONFIG_HELP, "match_target": MATCH_HELP,
             "target": "the running target (--base-config target, --match-target)",
+            "modules_only": "only the module set, against the image already built or "
+                            "running (make modules_prepare once per tree and config); "
+                            "refused, naming the symbols, when the image must be rebuilt; "
+                            "outputs in <workspace>/<profile>/modules/",
             "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
 def build(c, profile=None, workspace=None, force=False, verbose=False,
           check_reproducible=False, base_config=None, match_target=False, target=None,
-          accept_new_host_key=False):
+          modules_only=False, accept_new_host_key=False):
     """Cross-build kernel image, DTBs, modules and firmware; write manifest.json."""
+    if modules_only and check_reproducible:
+        raise UserError("--check-reproducible builds the whole kernel twice; drop "
+                        "--modules-only")
     ctx = _context(c, profile, workspace, force=force, verbose=verbose, target=target)
     _for_running_kernel(ctx, base_config, match_target, accept_new_host_key)
+    if modules_only:
+        from .pipeline import run_modules_only
+
+        try:
+            run_modules_only(ctx)
+        finally:
+            ctx.progress.done()
+        return
     _run(ctx, "build")
     if check_reproducible:
         from .repro import check_reproducible as check
@@ -352,15 +367,30 @@ def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=F
         raise Exit(code=2)
 
 
+QUICK_HELP = ("the inner-loop subset: kernel release, vermagic, module load, the reload "
+              "cycles, dmesg (default: the full suite)")
+MODULES_ONLY_HELP = "the modules-only build's outputs (build --modules-only)"
+
+
 @task(help={**HELP, "target": TARGET_HELP, "cycles": CYCLES_HELP,
             "facts": "only collect the target facts report; change nothing on the target",
+            "quick": QUICK_HELP, "modules_only": MODULES_ONLY_HELP,
             "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
-def verify(c, profile=None, workspace=None, target=None, cycles=0, facts=False,
-           accept_new_host_key=False):
+def verify(c, profile=None, workspace=None, target=None, cycles=0, facts=False, quick=False,
+           modules_only=False, accept_new_host_key=False):
     """Run the on-target suite (boots the emulated board when the target is QEMU)."""
     ctx = _context(c, profile, workspace, target=target, cycles=cycles,
                    accept_new_host_key=accept_new_host_key)
+    ctx.quick, ctx.modules_only = quick, modules_only
+    if (modules_only or quick) and not facts:
+        from .pipeline import run_stage
+        from .verify.stage import QUICK_STAGE, STAGE
+
+        res = run_stage(QUICK_STAGE if quick else STAGE, ctx)
+        print(f"[verify] {'up to date, skipped' if res.skipped else 'done'} in "
+              f"{res.seconds:.1f} s: {res.summary}")
+        return
     if not facts:
         _run(ctx, "verify")
         return
@@ -379,10 +409,11 @@ def verify(c, profile=None, workspace=None, target=None, cycles=0, facts=False,
             "force": "deploy despite a kernel release/vermagic mismatch (loud; recorded)",
             "symvers": "the running kernel's Module.symvers: refuse modules whose symbol "
                        "CRCs differ from it (CONFIG_MODVERSIONS)",
+            "modules_only": MODULES_ONLY_HELP,
             "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
 def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=False,
-           force=False, symvers=None, accept_new_host_key=False):
+           force=False, symvers=None, modules_only=False, accept_new_host_key=False):
     """Install the built modules and firmware on a running target over SSH, atomically."""
     from . import deploy as deploy_mod
     from .place import acquired, resolve
@@ -394,7 +425,9 @@ def deploy(c, target=None, profile=None, workspace=None, reload=False, rollback=
         raise UserError("--force overrides the kernel release check of a deploy; a --rollback "
                         "restores the previous set as it was, so drop --force")
     desc = load_target(target)
-    arts = None if rollback else deploy_artifacts(_context(c, profile, workspace).ws.artifacts)
+    ctx = _context(c, profile, workspace)
+    ctx.modules_only = modules_only
+    arts = None if rollback else deploy_artifacts(ctx.manifest_dir)
     if symvers and arts is not None:
         if not Path(symvers).is_file():
             raise InvalidValueError("--symvers", symvers, "a Module.symvers file")
@@ -469,6 +502,64 @@ def deploy_artifacts(artifacts: Path):
     return DeployArtifacts.from_build(artifacts)
 
 
+SSH_TARGET = "targets/qemu-imx7d-ssh.yaml"
+
+
+def _board_target(target: str | None) -> Path:
+    p = Path(target or _root() / SSH_TARGET)
+    if not p.is_file():
+        raise InvalidValueError("--target", str(p), "a labgrid environment file")
+    return p.resolve()
+
+
+@task(name="board-up", help={**HELP, "target": f"the emulated board's SSH target (default "
+                                               f"{SSH_TARGET})"})
+@user_errors
+def board_up(c, profile=None, workspace=None, target=None):
+    """Boot the emulated board with SSH access from the last full build; it stays up."""
+    from . import board
+
+    env = _board_target(target)
+    ctx = _context(c, profile, workspace, target=str(env))
+    b = board.up(env, ctx.ws, ctx.profile.arch, ctx.runner, say=print)
+    print(f"board up (pid {b.pid}, boot id {b.boot_id[:8]}) "
+          + (f"in {b.seconds:.1f} s" if b.seconds else "already") + f"; target {env}")
+
+
+@task(name="board-down", help=HELP)
+@user_errors
+def board_down(c, profile=None, workspace=None):
+    """Stop the emulated board that board-up started."""
+    from . import board
+
+    ws = _context(c, profile, workspace).ws
+    print("board stopped" if board.down(ws) else "no board was up")
+
+
+@task(help={**HELP, "target": f"the running board (default: the emulated one, {SSH_TARGET}, "
+                              "started by board-up)",
+            "cycles": CYCLES_HELP, "base_config": BASE_CONFIG_HELP,
+            "match_target": MATCH_HELP, "accept_new_host_key": HOST_KEY_HELP})
+@user_errors
+def loop(c, profile=None, workspace=None, target=None, cycles=0, base_config=None,
+         match_target=False, accept_new_host_key=False):
+    """One edit to verified on a running board: modules-only build, deploy with reload,
+    quick checks; nothing is done again for what did not change."""
+    from . import board
+
+    env = _board_target(target)
+    ctx = _context(c, profile, workspace, target=str(env), cycles=cycles,
+                   accept_new_host_key=accept_new_host_key)
+    _for_running_kernel(ctx, base_config, match_target, accept_new_host_key)
+    try:
+        res = board.iterate(ctx, env)
+    finally:
+        ctx.progress.done()
+    s = res.seconds
+    print(f"loop: verified in {s['total']:.1f} s (build {s['build']:.1f} s, deploy "
+          f"{s['deploy']:.1f} s, checks {s['verify']:.1f} s); manifest {res.manifest_id}")
+
+
 @task(name="all", help={**HELP, "skip": "comma-separated stages to skip, e.g. verify",
                         "cycles": CYCLES_HELP, "mirror": MIRROR_HELP})
 @user_errors
@@ -483,7 +574,7 @@ def all_(c, profile=None, workspace=None, skip="", cycles=0, mirror=None):
 
 
 ns = Collection(fetch, patch, patch_matrix, configure, build, check_firmware, verify, deploy,
-                diagnose_, all_)
+                diagnose_, board_up, board_down, loop, all_)
 ns.configure({"rprockit": {"profile": DEFAULT_PROFILE, "workspace": None, "ccache": {}}})
 
 

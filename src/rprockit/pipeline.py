@@ -15,6 +15,7 @@ import time
 from . import build as build_mod
 from . import fetch as fetch_mod
 from . import kconfig
+from . import modbuild
 from .errors import UserError
 from .files import write_json_atomic
 from .patch import stage as patch_stage
@@ -23,7 +24,8 @@ from .stage import Stage, StageContext, StageResult
 from .verify import stage as verify_stage
 from .workspace import fingerprint
 
-__all__ = ["STAGES", "StageContext", "StageResult", "run", "run_stage", "stages_until"]
+__all__ = ["STAGES", "StageContext", "StageResult", "run", "run_modules_only", "run_stage",
+           "stages_until"]
 
 #: The stages in pipeline order, by name.
 PIPELINE: tuple[Stage, ...] = (fetch_mod.STAGE, patch_stage.STAGE, kconfig.STAGE, build_mod.STAGE,
@@ -92,6 +94,29 @@ def run(ctx: StageContext, stages: list[str] | tuple[str, ...] = STAGES,
             ctx.say(f"[{res.stage}] {'up to date, skipped' if res.skipped else 'done'} in "
                     f"{res.seconds:.1f} s: {res.summary}")
             results.append(res)
+    write_json_atomic(ctx.ws.base / "reports" / "last-run.json",
+                      [{"stage": r.stage, "skipped": r.skipped, "seconds": round(r.seconds, 2),
+                        "summary": r.summary} for r in results])
+    return results
+
+
+def run_modules_only(ctx: StageContext) -> list[StageResult]:
+    """fetch, patch and configure (skipped when unchanged), then the modules-only build
+    (:mod:`rprockit.modbuild`: modules_prepare once per tree and config, then only the
+    module set) instead of the build stage.
+
+    Returns:
+        The results, the modules stage last (also in ``reports/last-run.json``).
+
+    Raises:
+        ImageRebuildNeeded: the config change is not module-only.
+        UserError: any stage's user error.
+    """
+    results = run(ctx, stages_until("configure"))
+    res = run_stage(modbuild.STAGE, ctx)
+    ctx.say(f"[modules] {'up to date, skipped' if res.skipped else 'done'} in "
+            f"{res.seconds:.1f} s: {res.summary}")
+    results.append(res)
     write_json_atomic(ctx.ws.base / "reports" / "last-run.json",
                       [{"stage": r.stage, "skipped": r.skipped, "seconds": round(r.seconds, 2),
                         "summary": r.summary} for r in results])

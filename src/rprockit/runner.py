@@ -140,6 +140,26 @@ class Runner:
         out = self.probe(cmd)
         return "not installed" if out is None else (out.splitlines() or [""])[0]
 
+    def spawn(self, cmd: Sequence[str | os.PathLike], logfile: str | os.PathLike,
+              env: Mapping[str, str] | None = None) -> int:
+        """Start ``cmd`` in its own session, detached from this process (a daemon such as
+        the emulated board kept up between commands), its output to ``logfile``.
+
+        Returns:
+            Its process id.
+
+        Raises:
+            ToolMissingError: ``cmd[0]`` is not installed.
+        """
+        args = [str(c) for c in cmd]
+        require_tool(args[0])
+        self._announce(args, None)
+        with open(logfile, "ab") as fh:
+            proc = subprocess.Popen(args, env=self._env(env), stdin=subprocess.DEVNULL,
+                                    stdout=fh, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        return proc.pid
+
     def stream(self, cmd: Sequence[str | os.PathLike], logfile: str | os.PathLike,
                cwd: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
                progress: Callable[[str], None] | None = None, hint: str = "") -> None:

@@ -44,7 +44,15 @@ class StageContext:
         match_release: build: the running kernel's release (``uname -r``) to build
             for; the build then sets ``LOCALVERSION`` so that its release equals it
             (:func:`rprockit.running.localversion_for`), or refuses with the reason.
+        quick: verify: the inner-loop subset of the suite (:data:`rprockit.verify.QUICK`).
+        modules_only: verify/deploy: the modules-only build's outputs
+            (``<ws>/modules``) instead of the full build's ``artifacts/``.
     """
+
+    @property
+    def manifest_dir(self) -> Path:
+        """Where the manifest of the build to deploy or verify is."""
+        return self.ws.base / "modules" if self.modules_only else self.ws.artifacts
 
     profile: Profile
     ws: Workspace
@@ -59,6 +67,8 @@ class StageContext:
     ccache: CcacheSettings = field(default_factory=CcacheSettings)
     base_config: Path | None = None
     match_release: str | None = None
+    quick: bool = False
+    modules_only: bool = False
 
     @property
     def target_env(self) -> Path | None:

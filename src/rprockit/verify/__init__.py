@@ -20,6 +20,10 @@ from .facts import Facts, run_facts
 from .signatures import Match, match
 
 SUITE = Path(__file__).parent / "suite"
+#: The inner-loop subset (``verify --quick``): the running kernel, the modules' vermagic,
+#: the module set loaded in order, the reload cycles and a clean dmesg.
+QUICK = ("test_kernel_release", "test_module_vermagic", "test_modules_load_in_order",
+         "test_reload_cycles", "test_dmesg_clean")
 
 
 @dataclass
@@ -100,4 +104,5 @@ def run_verify(target_env: Path, manifest: Path, results_dir: Path, images: Path
                         results_dir, log)
 
 
-__all__ = ["SUITE", "Facts", "Match", "VerifyResult", "match", "os", "run_facts", "run_verify"]
+__all__ = ["QUICK", "SUITE", "Facts", "Match", "VerifyResult", "match", "os", "run_facts",
+           "run_verify"]

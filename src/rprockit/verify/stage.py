@@ -9,6 +9,7 @@ firmware next to the kernel image and the board DTB.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..errors import UserError
@@ -20,7 +21,7 @@ from ..manifest import Manifest
 from ..place import acquired_env
 from ..stage import Outcome, Stage, StageContext
 from ..target import load_target
-from . import SUITE, VerifyResult, run_facts, run_verify
+from . import QUICK, SUITE, VerifyResult, run_facts, run_verify
 from .facts import Facts
 
 
@@ -73,14 +74,14 @@ def inputs(ctx: StageContext) -> tuple:
         UserError: no build yet.
     """
     env = _env(ctx)
-    man = Manifest.load(ctx.ws.artifacts)
+    man = Manifest.load(ctx.manifest_dir)
     suite = sorted(f for f in SUITE.parent.rglob("*.py"))
     settings = load_target(env).settings
     if settings.emulated_boot == "el3-monitor":
         suite += sorted(f for f in MONITOR_SRC.iterdir() if f.is_file())
         suite += sorted(f for f in STANDIN_SRC.iterdir() if f.is_file())
     return ("verify", man.id, str(env), sha256_file(env), _cycles(ctx),
-            [(f.name, sha256_file(f)) for f in suite])
+            [(f.name, sha256_file(f)) for f in suite], *(("quick",) if ctx.quick else ()))
 
 
 def outputs_ok(ctx: StageContext, state: dict) -> bool:
@@ -154,22 +155,28 @@ def run(ctx: StageContext) -> Outcome:
         UserError: the target or the suite could not be started.
     """
     env = _env(ctx)
-    man = Manifest.load(ctx.ws.artifacts)
+    man = Manifest.load(ctx.manifest_dir)
     cycles = _cycles(ctx)
     desc = load_target(env)
-    if desc.emulated and desc.place is None:  # a place's board is powered by the lab
-        prepare_emulated_board(ctx, man)
-    ctx.say(f"[verify] target {env}, {cycles} reload cycles")
+    if desc.emulated and desc.place is None and desc.kind == "qemu":
+        prepare_emulated_board(ctx, man)  # verify boots it (a place's: the lab does)
+    quick = ["-k", " or ".join(QUICK)] if ctx.quick else []
+    ctx.say(f"[verify] target {env}, {cycles} reload cycles"
+            + (f", quick checks ({', '.join(QUICK)})" if ctx.quick else ""))
+    dtb = board_dtb(ctx, man)
+    if dtb is None and (ctx.ws.artifacts / "manifest.json").is_file():
+        dtb = Manifest.load(ctx.ws.artifacts).board_dtb(ctx.profile.board_dts)  # the image's
+    results = ctx.ws.base / "verify-quick" if ctx.quick else ctx.ws.verify
     with acquired_env(env, ctx.runner, ctx.say):
-        res = run_verify(env, man.path, ctx.ws.verify, ctx.ws.artifacts, cycles, ctx.runner,
+        res = run_verify(env, man.path, results, ctx.ws.artifacts, cycles, ctx.runner,
                          ctx.progress, accept_new_host_key=ctx.accept_new_host_key,
-                         dtb=board_dtb(ctx, man))
+                         dtb=dtb, extra_pytest_args=quick)
     ctx.say(res.table)
     if not res.passed:
         raise VerifyFailed(res)
     c = res.summary["counts"]
     summary = (f"{c['passed']} passed, {c['skipped']} skipped; manifest {man.id}; "
-               f"results in {ctx.ws.verify}")
+               f"results in {results}")
     return Outcome(summary, state={"passed": True, "summary": summary}, data=res.summary)
 
 
@@ -179,6 +186,10 @@ def _skipped(ctx: StageContext, state: dict) -> str:
 
 STAGE = Stage("verify", inputs=inputs, run=run, outputs_ok=outputs_ok,
               not_applicable=not_applicable, skipped_summary=_skipped, honours_force=True)
+#: The inner loop's quick checks (``verify --quick``): the same stage with its own state
+#: (``state/verify-quick.json``) and results (``<ws>/verify-quick/``), so a quick run
+#: never stands for, or clears, the full suite's.
+QUICK_STAGE = dataclasses.replace(STAGE, name="verify-quick")
 
 
 def collect_facts(ctx: StageContext) -> Facts:
