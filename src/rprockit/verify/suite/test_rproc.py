@@ -47,6 +47,12 @@ EXPECTED_WITHOUT_MU = re.compile(r"No initialized mbox tx channel")
 # rpmsg_ns: the name-service endpoint at address 0x35 (drivers/rpmsg/rpmsg_ns.c,
 # RPMSG_NS_ADDR) that the M core announces its channels to.
 NS_RE = re.compile(r"^virtio\d+\.rpmsg_ns\.53\.53$")
+#: Before Linux 5.11 the name service is part of virtio_rpmsg_bus (rpmsg_ns.c came
+#: with "rpmsg: Turn name service into a stand alone driver", v5.11): no
+#: rpmsg_ns device exists there (NXP 4.14, 5.4); the virtio device bound to
+#: virtio_rpmsg_bus is what shows the RPMsg bus came up.
+RPMSG_NS_DRIVER = "/sys/bus/rpmsg/drivers/rpmsg_ns"
+VIRTIO_RPMSG = "virtio_rpmsg_bus"
 TTY_CHANNELS = ("rpmsg-tty", "rpmsg-tty-channel", "rpmsg-virtual-tty-channel",
                 "rpmsg-virtual-tty-channel-1", "rpmsg-openamp-demo-channel")
 #: the channel mainline rpmsg_tty binds (drivers/tty/rpmsg_tty.c rpmsg_driver_tty_id_table)
@@ -221,16 +227,38 @@ def test_detached_attach(shell, rproc, manifest, record_property):
     shell.check(f"echo {q(fw)} > {d}/firmware && echo start > {d}/state")
     st = shell.read(f"{d}/state")
     rpmsg = shell.check("ls /sys/bus/rpmsg/devices").split()
-    ev.append(f"start {fw} -> {st}, rpmsg {rpmsg}")
+    bound = shell.check("for x in /sys/bus/virtio/devices/*/driver; do [ -e $x ] && "
+                        "basename $(readlink $x); done; true").split()
+    ev.append(f"start {fw} -> {st}, rpmsg {rpmsg}, virtio drivers {bound}")
     shell.check(f"echo stop > {d}/state")
     _evidence(record_property, ev)
     assert st == "running", f"start after stop left the state '{st}'"
-    assert any(NS_RE.match(r) for r in rpmsg), f"no rpmsg name-service channel: {rpmsg}"
+    why = rpmsg_up(shell.exists(RPMSG_NS_DRIVER), rpmsg, bound)
+    assert why is None, why
 
 
 CYCLE = ("echo {fw} > {d}/firmware && echo start > {d}/state; s1=$(cat {d}/state); "
          "v=$(ls /sys/bus/virtio/devices 2>/dev/null); r=$(ls /sys/bus/rpmsg/devices 2>/dev/null); "
-         "echo stop > {d}/state; echo \"CYCLE|$s1|\"$v\"|\"$r\"|$(cat {d}/state)\"")
+         "b=$(for x in /sys/bus/virtio/devices/*/driver; do [ -e $x ] && "
+         "basename $(readlink $x); done); "
+         "echo stop > {d}/state; echo \"CYCLE|$s1|\"$v\"|\"$r\"|$(cat {d}/state)|\"$b\"\"")
+
+
+def rpmsg_up(ns_driver: bool, rpmsg: list[str], bound: list[str]) -> str | None:
+    """Why the RPMsg bus is not up after a start, or None when it is.
+
+    Args:
+        ns_driver: the kernel has the stand-alone name-service driver (v5.11+).
+        rpmsg: ``/sys/bus/rpmsg/devices`` entries.
+        bound: drivers the virtio devices are bound to.
+    """
+    if ns_driver:
+        if not any(NS_RE.match(r) for r in rpmsg):
+            return f"no rpmsg name-service channel (virtioN.rpmsg_ns.53.53): {rpmsg}"
+        return None
+    if VIRTIO_RPMSG not in bound:
+        return f"no virtio device bound to {VIRTIO_RPMSG} (bound: {bound})"
+    return None
 
 
 def test_reload_cycles(shell, rproc, manifest, cycles, emulated, standin, record_property):
@@ -240,6 +268,7 @@ def test_reload_cycles(shell, rproc, manifest, cycles, emulated, standin, record
     _stop(shell, d)
     start = shell.poll_dmesg()
     cmd = CYCLE.format(fw=q(fw), d=d)
+    ns_driver = shell.exists(RPMSG_NS_DRIVER)
     times, evidence, errors, ups = [], [], [], 0
     mark = start
     for i in range(1, cycles + 1):
@@ -247,17 +276,17 @@ def test_reload_cycles(shell, rproc, manifest, cycles, emulated, standin, record
         out = shell.check(cmd)
         times.append(time.monotonic() - t0)
         row = next((ln for ln in out.splitlines() if ln.startswith("CYCLE|")), "")
-        _, st, virtio, rpmsg, st2 = (row.split("|") + [""] * 5)[:5]
-        virtio, rpmsg = virtio.split(), rpmsg.split()
+        _, st, virtio, rpmsg, st2, bound = (row.split("|") + [""] * 6)[:6]
+        virtio, rpmsg, bound = virtio.split(), rpmsg.split(), bound.split()
         if i <= 2 or i == cycles:
-            evidence.append(f"cycle {i}: start -> {st}, virtio {virtio}, rpmsg {rpmsg}; "
-                            f"stop -> {st2}")
+            evidence.append(f"cycle {i}: start -> {st}, virtio {virtio} ({bound}), "
+                            f"rpmsg {rpmsg}; stop -> {st2}")
         said = " ".join(ln for ln in out.splitlines() if not ln.startswith("CYCLE|")).strip()
         assert st == "running", f"cycle {i}: state '{st}' after start" + (
             f" ({said})" if said else "")
         assert virtio, f"cycle {i}: no virtio device after start"
-        assert any(NS_RE.match(r) for r in rpmsg), (
-            f"cycle {i}: no rpmsg name-service channel (virtioN.rpmsg_ns.53.53): {rpmsg}")
+        why = rpmsg_up(ns_driver, rpmsg, bound)
+        assert why is None, f"cycle {i}: {why}"
         assert st2 == "offline", f"cycle {i}: state '{st2}' after stop"
         if i % 25 == 0 or i == cycles:
             end = shell.poll_dmesg()

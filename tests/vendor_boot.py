@@ -1,0 +1,109 @@
+"""Helpers of the vendor-kernel boot tests (tests/test_vendor_boot.py).
+
+A vendor profile of ``kernel_configs/profiles`` names NXP's public repository
+at a release tag; the tests take the tree from the environment instead
+(``RPROCKIT_NXP_5_4_TREE`` and the others, NXP linux-imx git work trees).
+:func:`tree_profile` writes the same profile with ``source.path`` pointing at
+that tree (every relative path made absolute, nothing else changed), so the
+pipeline (fetch -> patch -> configure -> build -> preflight -> verify) runs
+exactly as ``invoke all --profile NAME`` does, in the shared test workspace.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ROOT / "kernel_configs" / "profiles"
+
+
+def vendor_tree(var: str) -> Path:
+    """The vendor tree named by ``var``, or skip the test naming the variable."""
+    value = os.environ.get(var)
+    if not value:
+        pytest.skip(f"set {var} to an NXP linux-imx git work tree to run this test")
+    tree = Path(value).expanduser().resolve()
+    if not (tree / "Makefile").is_file():
+        pytest.skip(f"{var}={value} is not a kernel tree (no Makefile)")
+    return tree
+
+
+#: The series of fixes (not build fixes); an unpatched kernel is built without it.
+FIX_SERIES = ROOT / "patches" / "imx-rproc"
+#: Kconfig symbols only the series creates (loadable-imx-rpmsg: tristate IMX_RPMSG);
+#: the unpatched kernel's fragments leave them out, its module set drops what they build.
+SERIES_SYMBOLS = {"CONFIG_IMX_RPMSG": "imx_rpmsg"}
+
+
+def tree_profile(name: str, tree: Path, out_dir: Path, unpatched: bool = False) -> Path:
+    """Write profile ``name`` with its source replaced by ``source.path: tree``.
+
+    Args:
+        name: a shipped profile (``kernel_configs/profiles/<name>.yaml``).
+        tree: the local git work tree of the same kernel.
+        out_dir: where the profile (and the fetch stage's lock file) goes.
+        unpatched: the same kernel without the fix series (``patches/imx-rproc``):
+            profile ``<name>-unpatched``, build fixes only, the fragments without
+            :data:`SERIES_SYMBOLS` (written next to the profile) and the module set
+            without the modules those symbols build; no target (build only).
+
+    Returns:
+        The written profile file.
+    """
+    src = PROFILES / f"{name}.yaml"
+    data = yaml.safe_load(src.read_text())
+    data["source"] = {"path": str(tree), "family": data["source"]["family"]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def absolute(rel: str) -> str:
+        return str((src.parent / rel).resolve())
+
+    data["config"]["fragments"] = [absolute(f) for f in data["config"].get("fragments", [])]
+    data["patches"] = [absolute(p) for p in data.get("patches", [])]
+    if unpatched:
+        data["name"] = f"{name}-unpatched"
+        data["description"] = f"{data['description']}, without the fix series"
+        data["patches"] = [p for p in data["patches"] if Path(p) != FIX_SERIES]
+        data["config"]["fragments"] = [_without_series_symbols(Path(f), out_dir)
+                                       for f in data["config"]["fragments"]]
+        mods = yaml.safe_load((src.parent / data["modules"]).read_text())
+        mods["load_order"] = [m for m in mods["load_order"]
+                              if m not in SERIES_SYMBOLS.values()]
+        mfile = out_dir / f"{data['name']}-modules.yaml"
+        _write_if_changed(mfile, yaml.safe_dump(mods, sort_keys=False))
+        data["modules"] = str(mfile)
+        data.pop("target", None)
+        data["verify"] = {"boot": False}
+        name = data["name"]
+    for key in ("modules", "target"):
+        if key in data:
+            data[key] = absolute(data[key])
+    if "board_dts" in data["build"]:
+        data["build"]["board_dts"] = [absolute(d) for d in data["build"]["board_dts"]]
+    if "firmware" in data:
+        data["firmware"]["source"] = absolute(data["firmware"]["source"])
+    out = out_dir / f"{name}.yaml"
+    _write_if_changed(out, f"# {name} on the local tree {tree} (written by tests/vendor_boot.py "
+                      f"from {src.relative_to(ROOT)})\n" + yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def _without_series_symbols(fragment: Path, out_dir: Path) -> str:
+    """``fragment``, or a copy of it without the lines that set :data:`SERIES_SYMBOLS`."""
+    lines = fragment.read_text().splitlines()
+    keep = [ln for ln in lines if ln.split("=")[0].strip() not in SERIES_SYMBOLS]
+    if keep == lines:
+        return str(fragment)
+    out = out_dir / f"unpatched-{fragment.name}"
+    _write_if_changed(out, f"# {fragment.name} without the symbols of the fix series\n"
+                      + "\n".join(keep) + "\n")
+    return str(out)
