@@ -38,6 +38,8 @@ from .workspace import Workspace
 #: Seconds to wait for the guest's dropbear after QEMU started.
 BOOT_TIMEOUT = 180.0
 USER_KEYS = ("id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub")
+#: Reload cycles of the loop's quick checks unless --cycles says otherwise.
+LOOP_CYCLES = 1
 
 
 class BoardError(UserError):
@@ -244,6 +246,7 @@ def iterate(ctx, env: Path, say=print) -> LoopResult:
             raise BoardError("the emulated board is not up: run board-up --target "
                              f"{env} first (it stays up for every loop)")
     ctx.modules_only = ctx.quick = True
+    ctx.cycles = ctx.cycles or LOOP_CYCLES
     run_modules_only(ctx)
     t1 = time.monotonic()
     arts = DeployArtifacts.from_build(ctx.manifest_dir)

@@ -538,7 +538,8 @@ def board_down(c, profile=None, workspace=None):
 
 @task(help={**HELP, "target": f"the running board (default: the emulated one, {SSH_TARGET}, "
                               "started by board-up)",
-            "cycles": CYCLES_HELP, "base_config": BASE_CONFIG_HELP,
+            "cycles": "remoteproc reload cycles of the quick checks, an integer (default 1)",
+            "base_config": BASE_CONFIG_HELP,
             "match_target": MATCH_HELP, "accept_new_host_key": HOST_KEY_HELP})
 @user_errors
 def loop(c, profile=None, workspace=None, target=None, cycles=0, base_config=None,

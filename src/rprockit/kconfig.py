@@ -28,7 +28,7 @@ import kconfiglib
 from . import kernel_tree
 from .arch import arch_info, compiler_package
 from .arch import known as known_arches
-from .errors import KconfigError, ToolMissingError
+from .errors import KconfigError, ToolMissingError, UserError
 from .files import decode_utf8, read_regular, sha256_file, write_json_atomic
 from .git import Git
 from .runner import Runner, require_tool
@@ -577,19 +577,40 @@ def _config(ctx: StageContext) -> Path:
 
 
 def stage_inputs(ctx: StageContext) -> tuple:
-    """Tree HEAD, ARCH, CROSS_COMPILE, base config (and a base file's sha256), each
-    fragment's sha256, compiler version.
+    """The tree as Kconfig sees it (:func:`kconfig_tree`), ARCH, CROSS_COMPILE, base
+    config (and a base file's sha256), each fragment's sha256, compiler version.
 
     Raises:
         ToolMissingError: no cross compiler.
     """
     p = ctx.profile
-    head = Git(ctx.ws.src, ctx.runner).head()
     cc_text = kconfig_env(ctx.ws.src, p.arch, p.cross_compile)["CC_VERSION_TEXT"]
     base = base_config(ctx)
-    return ("configure", head, p.arch, p.cross_compile, base,
+    return ("configure", kconfig_tree(ctx), p.arch, p.cross_compile, base,
             sha256_file(base) if is_config_file(base) else None,
             [(str(f), sha256_file(f)) for f in p.fragments], cc_text)
+
+
+#: What Kconfig reads from the tree: every Kconfig file, the scripts its $(shell ...)
+#: calls, the top Makefile (KERNELVERSION) and the defconfigs.
+KCONFIG_INPUTS = (":(glob)**/Kconfig*", "scripts", "Makefile", ":(glob)arch/*/configs")
+
+
+def kconfig_tree(ctx: StageContext) -> tuple[str, str]:
+    """The tree as Kconfig sees it: the fetched baseline commit and the sha256 of what
+    the applied patches change in :data:`KCONFIG_INPUTS`, so a patch to a driver's C
+    file does not make the configure stage run again."""
+    import hashlib
+
+    from .patch.stage import baseline
+
+    git = Git(ctx.ws.src, ctx.runner)
+    try:
+        base = baseline(ctx)
+    except UserError:  # no fetch state (a tree given as it is): its HEAD
+        return git.head(), ""
+    diff = git("diff", base, "HEAD", "--", *KCONFIG_INPUTS).stdout
+    return base, hashlib.sha256(diff.encode()).hexdigest()
 
 
 def base_config(ctx: StageContext) -> str:
