@@ -69,7 +69,7 @@ def _images_8mp(tmp: Path, man: Manifest, modules: list[Path]) -> Path:
     rel = man.kernel_release
     initrd = make_initramfs(
         "arm64", rel, modules, [man.artifacts / "firmware" / man.firmware_name],
-        images / "initramfs.cpio", TEST_WS / "cache", epoch=0,
+        images / "initramfs.cpio", epoch=0,
         extra_files={f"/lib/modules/{rel}/modules.builtin": out / "modules.builtin"})
     dtb = man.board_dtb()
     assert dtb is not None
