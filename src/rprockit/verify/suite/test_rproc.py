@@ -90,18 +90,29 @@ def test_kernel_release(shell, manifest, record_property):
         "of the same build, or rebuild against the running kernel")
 
 
-def _target_module_file(shell, name: str, release: str) -> str | None:
-    """Where the deployed module is: rprockit's modules_dir, else modinfo's lookup."""
+def _candidates(shell, name: str, release: str) -> list[str]:
     cands = []
     if shell.desc is not None:
         cands.append(f"{shell.desc.modules_dir(release)}/{name}.ko")
-    cands += [f"/lib/modules/{release}/extra/{name}.ko",
-              f"/lib/modules/{release}/updates/{name}.ko"]
-    for c in cands:
-        if shell.exists(c):
-            return c
-    out, rc = shell.run(f"modinfo -F filename {q(name)} 2>/dev/null")
-    return out.strip() if rc == 0 and out.strip() else None
+    return [*cands, f"/lib/modules/{release}/extra/{name}.ko",
+            f"/lib/modules/{release}/updates/{name}.ko"]
+
+
+def _target_module_files(shell, names: list[str], release: str) -> dict[str, str | None]:
+    """Where each deployed module is: rprockit's modules_dir, else modinfo's lookup
+    (one command for every candidate: each command is a round trip to the target)."""
+    cands = {n: _candidates(shell, n, release) for n in names}
+    every = [c for cs in cands.values() for c in cs]
+    out, _ = shell.run("for f in " + " ".join(q(c) for c in every)
+                       + '; do [ -e "$f" ] && echo "$f"; done; true')
+    present = set(out.split())
+    found: dict[str, str | None] = {}
+    for n, cs in cands.items():
+        found[n] = next((c for c in cs if c in present), None)
+        if found[n] is None:
+            res, rc = shell.run(f"modinfo -F filename {q(n)} 2>/dev/null")
+            found[n] = res.strip() if rc == 0 and res.strip() else None
+    return found
 
 
 def test_module_vermagic(shell, manifest, record_property):
@@ -115,14 +126,20 @@ def test_module_vermagic(shell, manifest, record_property):
     release = shell.check("uname -r").strip()
     art = manifest.artifacts / "modules"
     rows, bad = [], []
+    files = _target_module_files(shell, list(manifest.load_order), release)
+    paths = [p for p in files.values() if p]
+    out, _ = shell.run("for f in " + " ".join(q(p) for p in paths) + '; do '
+                       'v=$(modinfo -F vermagic "$f" 2>&1); echo "VM|$?|$f|$v"; done; true')
+    magic = {m[2]: (int(m[1]), m[3]) for ln in out.splitlines()
+             if len(m := ln.split("|", 3)) == 4 and m[0] == "VM"}
     for name in list(manifest.load_order):
         built = host_vermagic(art / f"{name}.ko") if (art / f"{name}.ko").is_file() else None
-        path = _target_module_file(shell, name, release)
+        path = files[name]
         if path is None:
             bad.append(f"{name}: not installed for {release} on the target (modinfo cannot "
                        "find it): deploy the module set")
             continue
-        out, rc = shell.run(f"modinfo -F vermagic {q(path)}")
+        rc, out = magic.get(path, (1, "no output"))
         got = " ".join(out.split())
         rows.append(f"{name}: {path}: '{got}' (build: '{built}')")
         if rc != 0 or not got:
