@@ -8,7 +8,7 @@ the quick checks, without a reboot; ``rprockit board-down`` stops it.
 
 What the board boots lives in ``<ws>/board/``: links to the full build's image
 and DTBs, the SSH initramfs (the built modules and firmware, dropbear, a host
-key made once per workspace, the user's public key), QEMU's log and the pid of
+key made once per machine in the rprockit cache, the user's public key), QEMU's log and the pid of
 the process that holds QEMU.  That process (``python -m rprockit.board``) powers
 the guest through labgrid's QEMUDriver (role ``qemu`` of the environment file)
 and stops it when it gets SIGTERM.  The guest's host key is added to the user's
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .initramfs import SSHAccess, generate_host_key, host_public_key, known_hosts_line
-from .initramfs import make_initramfs
+from .initramfs import machine_cache, make_initramfs
 from .manifest import Manifest
 from .runner import Runner
 from .ssh import SSHTransport
@@ -161,7 +161,7 @@ def up(env: Path, ws: Workspace, arch: str, runner: Runner | None = None,
         return Board(pid, env, 0.0, _wait_ssh(env, pid_file, log, 10))
     t0 = time.monotonic()
     man = Manifest.load(ws.artifacts)
-    key = d / "host_ed25519"
+    key = machine_cache() / "board-host_ed25519"  # one per machine: one known_hosts line
     pub = host_public_key(key, runner) if key.is_file() else generate_host_key(key, runner)
     _known_host(desc.ssh.host, desc.ssh.port or 22, pub)
     for name in ("zImage", "Image", "dtbs"):
