@@ -33,16 +33,19 @@
  * - START reads the image's vector table the way the M7 reads its own
  *   (word 0 initial SP, word 1 reset PC), at the base of the carveout
  *   m7_reserved (REMOTE_VECTOR: QEMU has no ITCM, where the M7 looks), and
- *   powers MPIDR 3 on at the reset PC with x0 = the initial SP (PSCI CPU_ON,
- *   at EL2, MMU off).  A reset PC the A53 cannot run (a Thumb address of an
- *   M-core image, unaligned, outside m7_reserved) leaves the core off:
- *   "started" for imx_rproc, and idle, as an M7 with no reachable vector;
- * - STOP sets the stop request word (remote_stop, read by the running image)
- *   and waits up to 500 ms for the core to power itself off (PSCI
- *   AFFINITY_INFO OFF); an image that ignores the request keeps running and
- *   STOP reports a forced stop (x1 = 1), unlike the SRC hold of real silicon.
- *   The next START first waits as long again for a core still on after such
- *   a STOP, and the request stays set until then.
+ *   powers MPIDR 3 on (PSCI CPU_ON, at EL2, MMU off) in remote_hold, this
+ *   monitor's EL2 code on that core, which enters the image at EL1 at the
+ *   reset PC with SP and x0 = the initial SP.  A reset PC the A53 cannot run
+ *   (a Thumb address of an M-core image, unaligned, outside m7_reserved)
+ *   leaves the core off: "started" for imx_rproc, and idle, as an M7 with no
+ *   reachable vector;
+ * - STOP sets the stop request word (remote_stop, which a well-behaved image
+ *   polls: it then powers its core off itself) and raises SGI 15 on that
+ *   core, which EL2 takes whatever the image does (HCR_EL2.IMO: physical
+ *   IRQs go to EL2, unmasked by the image's PSTATE); remote_hold then powers
+ *   the core off (PSCI CPU_OFF), the stand-in's SRC hold.  STOP waits up to
+ *   500 ms for PSCI AFFINITY_INFO OFF and reports a forced stop (x1 = 1)
+ *   when the image did not stop by itself.
  * Without the HVC conduit an HVC here returns SMC_UNK and the core stays off.
  * The MU of the stand-in is a RAM page (MU_PAGE) this monitor resets to the
  * MU's reset value at boot: status TE0-3 set, control 0.
@@ -89,6 +92,14 @@
 	.equ	MU_SR,			0x20
 	.equ	MU_SR_RESET,		0x00F00000	/* TE0-3: transmit registers empty */
 	.equ	GICR_TYPER,		0x8
+	.equ	GICR_ISENABLER0,	0x100		/* in the SGI_base frame */
+	.equ	GICR_ISPENDR0,		0x200		/* in the SGI_base frame */
+	.equ	GICR_ICPENDR0,		0x280		/* in the SGI_base frame */
+	.equ	REMOTE_GICR_SGI,	0x38880000 + 3 * 0x20000 + 0x10000
+	.equ	STOP_SGI,		15
+	.equ	TIMER_PPI,		30		/* EL1 physical timer (QEMU GTIMER_PHYS) */
+	.equ	HOLD_TICK,		800		/* 100 us: the image's poll tick */
+	.equ	COOPERATE_TICKS,	800000		/* 100 ms: a polling image stops itself */
 	.equ	GICR_STRIDE,		0x20000		/* RD_base + SGI_base frames */
 
 	.equ	SMC_UNK,		-1
@@ -308,7 +319,8 @@ remote_release:
 	dsb	sy
 	ldr	w0, =PSCI_CPU_ON_64
 	mov	x1, #REMOTE_MPIDR
-	hvc	#0				/* QEMU's PSCI: x2 entry, x3 context (x0) */
+	ldr	x2, =remote_hold		/* x3: context (x0 there) = the initial SP */
+	hvc	#0				/* QEMU's PSCI */
 	ldr	x10, =remote_on_result
 	str	w0, [x10]
 1:	ret
@@ -317,15 +329,32 @@ remote_release:
  * Returns x0 = 0 when the core is off, 1 when it ignored the request.
  * Clobbers x0-x3, x10, x11. */
 remote_park:
+	mov	x9, x30
 	ldr	x10, =remote_stop
 	mov	w0, #1
 	str	w0, [x10]
 	dsb	sy
-/* wait up to STOP_TIMEOUT_TICKS for the core to be off: x0 = 0 off, 1 still on.
- * Clobbers x0-x2, x10, x11. */
+	ldr	x10, =COOPERATE_TICKS
+	bl	remote_wait_ticks
+	cbz	x0, 1f				/* the image stopped by itself */
+	ldr	x10, =REMOTE_GICR_SGI
+	mov	w0, #(1 << STOP_SGI)
+	str	w0, [x10, #GICR_ISPENDR0]	/* remote_hold takes it at EL2 */
+	dsb	sy
+	bl	remote_wait_off
+	cbnz	x0, 2f
+	mov	x0, #1				/* off, but forced */
+	b	2f
+1:	mov	x0, xzr
+2:	mov	x30, x9
+	ret
+
+/* wait up to STOP_TIMEOUT_TICKS (remote_wait_off) or x10 ticks (remote_wait_ticks)
+ * for the core to be off: x0 = 0 off, 1 still on.  Clobbers x0-x2, x10, x11. */
 remote_wait_off:
-	mrs	x11, cntpct_el0
 	ldr	x10, =STOP_TIMEOUT_TICKS
+remote_wait_ticks:
+	mrs	x11, cntpct_el0
 	add	x11, x11, x10
 1:	ldr	w0, =PSCI_AFFINITY_INFO_64
 	mov	x1, #REMOTE_MPIDR
@@ -342,6 +371,79 @@ remote_wait_off:
 	ret
 2:	mov	x0, xzr
 	ret
+
+/* remote_hold: this monitor's EL2 code on the stand-in remote core (powered on
+ * here by QEMU's PSCI, MMU off, x0 = the image's initial SP).  It routes
+ * physical IRQs to EL2, enables the stop SGI and the image's timer interrupt in
+ * the core's redistributor, and enters the image at EL1 (EL1h, DAIF masked). */
+remote_hold:
+	msr	daifset, #0xf
+	mov	x19, x0
+	ldr	x0, =hold_vectors
+	msr	vbar_el2, x0
+	mov	x0, #0xf			/* ICC_SRE_EL2: SRE, DFB, DIB, Enable */
+	msr	S3_4_C12_C9_5, x0
+	isb
+	mov	x0, #0xff
+	msr	S3_0_C4_C6_0, x0		/* ICC_PMR_EL1 */
+	mov	x0, #1
+	msr	S3_0_C12_C12_7, x0		/* ICC_IGRPEN1_EL1 */
+	ldr	x1, =REMOTE_GICR_SGI		/* this core's redistributor: it exists */
+	mov	w0, #(1 << STOP_SGI)
+	str	w0, [x1, #GICR_ICPENDR0]	/* no stop SGI left from the last STOP */
+	ldr	w0, =((1 << STOP_SGI) | (1 << TIMER_PPI))
+	str	w0, [x1, #GICR_ISENABLER0]
+	mov	x0, #3				/* CNTHCTL_EL2: EL1 counter and timer access */
+	msr	cnthctl_el2, x0
+	msr	cntvoff_el2, xzr
+	ldr	x0, =0x33ff			/* CPTR_EL2: no traps */
+	msr	cptr_el2, x0
+	ldr	x0, =((1 << 31) | (1 << 4))	/* HCR_EL2: RW (EL1 AArch64), IMO */
+	msr	hcr_el2, x0
+	ldr	x0, =0x30d00800			/* SCTLR_EL1: RES1 bits, MMU and caches off */
+	msr	sctlr_el1, x0
+	ldr	x1, =REMOTE_VECTOR
+	ldr	w0, [x1, #4]			/* the reset PC START checked */
+	msr	elr_el2, x0
+	mov	x0, #0x3c5			/* EL1h, DAIF masked */
+	msr	spsr_el2, x0
+	msr	sp_el1, x19
+	mov	x0, x19
+	isb
+	eret
+
+/* IRQ from the image (EL1) to EL2: the stop SGI powers the core off; the
+ * image's timer (the tick its WFI waits for) is armed again one tick ahead,
+ * which drops it: so a tick taken between the image's arming and its WFI
+ * still leaves a tick to end that WFI */
+hold_irq:
+	msr	tpidr_el2, x0			/* the image's x0; its flags are in SPSR_EL2 */
+	mrs	x0, S3_0_C12_C12_0		/* ICC_IAR1_EL1 */
+	msr	S3_0_C12_C12_1, x0		/* ICC_EOIR1_EL1 */
+	cmp	x0, #STOP_SGI
+	b.eq	1f
+	cmp	x0, #TIMER_PPI
+	b.ne	2f
+	mov	x0, #HOLD_TICK
+	msr	cntp_tval_el0, x0
+2:	mrs	x0, tpidr_el2
+	eret
+1:	ldr	w0, =PSCI_CPU_OFF
+	hvc	#0
+	b	park
+
+	.balign	0x800
+hold_vectors:
+	.rept	9
+	b	park
+	.balign	0x80
+	.endr
+	b	hold_irq			/* 0x480: IRQ, lower EL AArch64 */
+	.balign	0x80
+	.rept	6
+	b	park
+	.balign	0x80
+	.endr
 
 /* HVC at EL3 when QEMU's PSCI does not take it (no HVC conduit): SMC_UNK */
 hvc_unknown:

@@ -32,8 +32,10 @@
  * watchdog reset or a JTAG re-flash of an M core does), so it announces its
  * channels again while Linux still holds them.
  *
- * Memory is Device-nGnRnE with the MMU off: every access is naturally
- * aligned (built with -mstrict-align), payloads are copied byte by byte.
+ * It runs at EL1 under the EL3 monitor's EL2 hold code (firmware/el3-monitor
+ * remote_hold), which takes its timer tick and the stop at EL2.  Memory is
+ * Device-nGnRnE with the MMU off: every access is naturally aligned (built
+ * with -mstrict-align), payloads are copied byte by byte.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -63,13 +65,10 @@ typedef uint64_t u64;
 
 /* GICv3 distributor (QEMU 10 hw/arm/fsl-imx8mp.c) and the MU's SPI 88 */
 #define GICD_BASE 0x38800000u
-#define GICR_BASE 0x38880000u
-#define GICR_STRIDE 0x20000u
 #define MU_INTID (32u + 88u)
 #define GICD_ISPENDR(i) (GICD_BASE + 0x200u + 4u * ((i) / 32u))
 #define GICD_ISACTIVER(i) (GICD_BASE + 0x300u + 4u * ((i) / 32u))
 #define GIC_BIT(i) (1u << ((i) % 32u))
-#define TIMER_INTID 30u /* EL1 physical timer PPI (QEMU GTIMER_PHYS) */
 #define POLL_TICKS 800u /* 100 us at CNTFRQ 8 MHz */
 
 /* the EL3 monitor's stop request word (firmware/el3-monitor remote_stop) */
@@ -205,23 +204,9 @@ static u64 counter(void)
 	return v;
 }
 
-/* GIC CPU interface and timer of this core: WFI wakes on the timer's pending
- * PPI; PSTATE.I stays set, so the interrupt is never taken */
-static void timer_setup(void)
-{
-	u64 mpidr;
-	u32 rd;
-
-	__asm__ volatile("mrs %0, mpidr_el1" : "=r"(mpidr));
-	rd = GICR_BASE + GICR_STRIDE * (u32)(mpidr & 0xff);
-	REG32(rd + 0x10000u + 0x100u) = GIC_BIT(TIMER_INTID); /* GICR_ISENABLER0 */
-	__asm__ volatile(
-		"mov x1, #0xf\n\tmsr S3_4_C12_C9_5, x1\n\tisb\n\t"  /* ICC_SRE_EL2 */
-		"mov x1, #0xff\n\tmsr S3_0_C4_C6_0, x1\n\t"        /* ICC_PMR_EL1 */
-		"mov x1, #1\n\tmsr S3_0_C12_C12_7, x1\n\tisb"      /* ICC_IGRPEN1_EL1 */
-		::: "x1", "memory");
-}
-
+/* The tick: the EL1 physical timer (PPI 30), which the monitor's hold code
+ * enabled in this core's redistributor and takes at EL2 (arming it one tick
+ * ahead there), ends the WFI.  PSTATE.I stays set. */
 static void sleep_tick(void)
 {
 	__asm__ volatile("msr cntp_tval_el0, %0\n\tmov x1, #1\n\tmsr cntp_ctl_el0, x1\n\t"
@@ -471,7 +456,6 @@ void standin_main(void)
 	}
 	boot_record.starts = boot_record.starts + 1u;
 	st.starts = boot_record.starts;
-	timer_setup();
 
 	for (;;) {
 		/* Linux sets DRIVER_OK once its rx buffers are in vring 0 */

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Entry of the stand-in remote core (MPIDR 3 of QEMU's imx8mp-evk), powered
- * on by the EL3 monitor through QEMU's PSCI CPU_ON: EL2, MMU and caches off,
- * x0 = the initial SP of the vector table (firmware/el3-monitor
- * remote_release).  Interrupts stay masked: the image polls, and WFI wakes on
- * its timer's pending interrupt without taking it (standin.c).
+ * on by the EL3 monitor through QEMU's PSCI CPU_ON and entered at EL1 by the
+ * monitor's EL2 hold code (firmware/el3-monitor remote_hold): MMU and caches
+ * off, SP and x0 = the initial SP of the vector table.  Interrupts stay
+ * masked here: the image polls, and its WFI ends when its timer interrupt
+ * is taken at EL2 (HCR_EL2.IMO), where the hold code also takes the stop.
  */
 	.section .vectors, "a"
 	.word	stack_top			/* word 0: initial SP */

@@ -39,7 +39,7 @@ INITRD_ADDR = 0x49000000
 DTB_PAD = 0x1000
 #: Debian's AArch64 cross toolchain (gcc-aarch64-linux-gnu).
 CC = "aarch64-linux-gnu-gcc"
-#: The stand-in remote core's image: bare metal at EL2 with the MMU off, so every
+#: The stand-in remote core's image: bare metal at EL1 with the MMU off, so every
 #: access is Device memory and must be aligned (-mstrict-align), no FP/SIMD.
 STANDIN_CFLAGS: tuple[str, ...] = (
     "-march=armv8-a", "-mstrict-align", "-mgeneral-regs-only", "-mno-outline-atomics",
