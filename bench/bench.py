@@ -140,7 +140,7 @@ def main() -> int:
         res["cases"]["clean"] = clean_cases(ws, prof, args.clean)
     res["machine"] = {"cores": os.cpu_count(), "platform": platform.platform(),
                       "python": platform.python_version(),
-                      "load_before": os.getloadavg()}
+                      "loadavg_at_end": os.getloadavg()}
     res["tools"] = {"gcc": version(["arm-linux-gnueabihf-gcc", "--version"]),
                     "make": version(["make", "--version"]),
                     "qemu": version(["qemu-system-arm", "--version"]),
