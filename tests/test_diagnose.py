@@ -329,6 +329,20 @@ def test_cli_exit_codes_and_json(tmp_path):
         assert msg in res.stderr and "Traceback" not in res.stderr
 
 
+def test_cli_reader_that_goes_away_gets_no_traceback():
+    # `rprockit diagnose --json LOG | head -c 1`: the pipe closes before the JSON is written
+    log = str(LOGS / "imx8ulp-evk-stop-not-supported.log")
+    for cmd in ([RPROCKIT, "diagnose", log, "--json"],
+                [str(Path(sys.executable).with_name("invoke")), "diagnose", log, "--json"]):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=Path(__file__).resolve().parents[1])
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 1, (cmd, err)
+        assert "Traceback" not in err and "BrokenPipe" not in err, (cmd, err)
+
+
 def test_knowledge_base_rules_are_validated(tmp_path):
     from rprockit.errors import InvalidFileError
     from rprockit.verify.signatures import LogContext, Variant, load

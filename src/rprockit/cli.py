@@ -627,6 +627,18 @@ def _checked_parse_cleanup(parse: Callable[[], None]) -> None:
         raise Exit(f"rprockit: error: {e}", code=2) from None
 
 
+def _reader_gone() -> None:
+    """End quietly when the reader of stdout went away (``rprockit diagnose --json | head``).
+
+    As the Python documentation's note on SIGPIPE (``signal`` module) advises: point stdout
+    at /dev/null, so that the interpreter's final flush raises nothing, and exit 1. The
+    output already written was read; nothing else is lost.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
+
+
 def adopt_invoke_binary() -> None:
     """Give the ``invoke`` binary the command-line errors of ``rprockit``: exit 2, no traceback.
 
@@ -634,11 +646,21 @@ def adopt_invoke_binary() -> None:
     tasks and their options in ``Program.parse_tasks()`` (invoke 2.x ``Program.run``); on
     its own it ends a ``ParseError`` with exit 1 and a bad option value (``--cycles x``)
     with a traceback. ``tasks.py`` calls this so that the rest of the command line is
-    checked as :class:`RprockitProgram` checks it. Idempotent.
+    checked as :class:`RprockitProgram` checks it, and a reader that goes away (``| head``)
+    ends it quietly, as it ends ``rprockit``. Idempotent.
     """
     if getattr(Program, "_rprockit_errors", False):
         return
     own_tasks, own_cleanup = Program.parse_tasks, Program.parse_cleanup
+    own_hook = sys.excepthook
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        # the binary's entry point bound Program.run before tasks.py was loaded: a reader
+        # that went away reaches the top level, where the interpreter exits 1 after this
+        if issubclass(kind, BrokenPipeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        else:
+            own_hook(kind, value, tb)
 
     def parse_tasks(self: Program) -> None:
         _checked_parse_tasks(self, lambda: own_tasks(self))
@@ -648,6 +670,7 @@ def adopt_invoke_binary() -> None:
 
     Program.parse_tasks = parse_tasks  # type: ignore[method-assign]
     Program.parse_cleanup = parse_cleanup  # type: ignore[method-assign]
+    sys.excepthook = excepthook
     Program._rprockit_errors = True  # type: ignore[attr-defined]
 
 
@@ -678,5 +701,8 @@ def main(argv: list[str] | None = None) -> None:
         argv: the arguments after the program name (default ``sys.argv[1:]``).
     """
     args = _help_first(list(sys.argv[1:] if argv is None else argv))
-    RprockitProgram(namespace=ns, version=__version__, name="rprockit",
-                    binary="rprockit").run(["rprockit", *args])
+    try:
+        RprockitProgram(namespace=ns, version=__version__, name="rprockit",
+                        binary="rprockit").run(["rprockit", *args])
+    except BrokenPipeError:
+        _reader_gone()
