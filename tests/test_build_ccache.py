@@ -11,6 +11,7 @@ kernel build against a shared Redis is tests/test_ccache_shared.py (slow).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -70,9 +71,15 @@ def _workspace(root: Path) -> tuple:
         (ws.src / f"{name}.c").write_text(
             f'#include "m.h"\nconst char *{name}_file(void) {{ return __FILE__; }}\n'
             f"int {name}(void) {{ return M; }}\n")
+    # one fixed commit date and author: two workspaces made in different seconds hold the
+    # same commit, as two clones of one tree do (the commit id is a build input)
+    env = {**os.environ, "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
+           "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z", "GIT_AUTHOR_NAME": "mini",
+           "GIT_AUTHOR_EMAIL": "mini@example.invalid", "GIT_COMMITTER_NAME": "mini",
+           "GIT_COMMITTER_EMAIL": "mini@example.invalid"}
     subprocess.run(["git", "init", "-q", str(ws.src)], check=True)
     subprocess.run(["git", "-C", str(ws.src), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(ws.src), "commit", "-q", "-m", "mini"], check=True)
+    subprocess.run(["git", "-C", str(ws.src), "commit", "-q", "-m", "mini"], check=True, env=env)
     ws.out.mkdir()
     (ws.out / ".config").write_text("CONFIG_MINI=y\n")
     return load_profile(prof), ws
