@@ -1,16 +1,51 @@
-"""NXP vendor kernels on QEMU 10's emulated boards.
+"""NXP vendor kernels on QEMU 10's emulated i.MX7D, each fix before and after.
 
-NXP linux-imx 5.15.71 (the TechNexion tree, ``RPROCKIT_NXP_5_15_TREE``;
-skipped without it) runs on QEMU 10's ``imx8mp-evk`` through rprockit's EL3
-monitor: the shipped profile ``nxp-imx8mp-5.15-qemu`` pointed at the tree
-(:func:`vendor_boot.tree_profile`), ``rprockit all`` through verify
-(``targets/qemu-imx8mp.yaml``).  QEMU models no MU, TCM or M7: the cm7 node
-has no mailboxes and the firmware lives in DDR; Linux's side (SMC start/stop
-answered by the monitor, ELF loading, resource table, vdev, vrings) is real.
+The kernel is NXP linux-imx 5.4.47 from ``RPROCKIT_NXP_5_4_TREE`` (skipped
+without it), built by the pipeline twice from the shipped profile
+``nxp-imx7d-5.4-qemu`` (:func:`vendor_boot.tree_profile`):
 
-loadable-imx-rpmsg (patched): ``imx_rpmsg`` is a module; NXP's i.MX8M Plus
-DT has no ``fsl,*-rpmsg`` node, so the driver registers and unregisters with
-nothing to bind, and rmmod/modprobe cycle.
+* **patched**: the profile as shipped, ``rprockit all`` through verify (the
+  on-target suite on the running vendor kernel);
+* **unpatched**: the same tree, config and board DTS without the fix series
+  ``patches/imx-rproc`` (build fixes only), so every fix is absent.
+
+Each before/after test boots one of the two on ``targets/qemu-imx7d.yaml``
+(the pipeline's zImage and board DTB ``imx7d-sdb-rproc-qemu.dtb`` from
+``kernel_configs/dts/nxp-5.4``, an initramfs from
+:func:`rprockit.initramfs.make_initramfs`) and reads the result on the target.
+QEMU models no MU and no M4: the cm4 node has no mailboxes, the M4 never
+executes; Linux's side (SRC accesses, ELF loading into OCRAM_S and DDR,
+resource table, vdev, vrings) is real.
+
+NXP linux-imx 5.15.71 (the TechNexion tree, ``RPROCKIT_NXP_5_15_TREE``) runs
+the same way on QEMU 10's ``imx8mp-evk`` through rprockit's EL3 monitor
+(``nxp-imx8mp-5.15-qemu``, ``targets/qemu-imx8mp.yaml``): patched only, the
+unpatched 5.15 build is not part of this file.
+
+Expected results, derived from the NXP 5.4.47 source first:
+
+* optional-mu-mailboxes: unpatched ``imx_rproc_db_channel_init()``
+  (drivers/remoteproc/imx_rproc.c) requests the "rxdb" mailbox by name;
+  without ``mbox-names`` ``of_property_match_string()`` gives -EINVAL, the
+  probe returns it and the driver core logs "imx-rproc: probe of imx7d-cm4
+  failed with error -22" (drivers/base/dd.c really_probe()).  Patched, the
+  probe logs "No mbox-names, running without mailboxes"; the SRC reads 0, so
+  ``imx_rproc_configure_mode()`` takes the core as early-booted and
+  rproc_add() boots it without firmware: "running"; stop/start cycles follow.
+* elf-segment-loading: unpatched ``imx_rproc_memcpy()`` copies ``count / 4``
+  words, so the 13-byte .data of ``firmware/rproc-test`` loses byte 12, and
+  NXP's ``rproc_elf_load_segments()`` (remoteproc_elf_loader.c) has no
+  zero-fill, so .bss keeps what the memory held (the test writes 0xa5 there
+  first).  Patched: every segment byte-exact.  The unpatched kernel cannot
+  probe imx_rproc at all (previous fix), so the "before" module is the
+  unpatched tree's imx_rproc.c with only the MU fix applied, built against the
+  unpatched kernel; the ELF loader of that kernel is NXP's own.
+* loadable-imx-rpmsg: unpatched ``obj-$(CONFIG_HAVE_IMX_RPMSG) +=
+  imx_rpmsg.o`` with a bool symbol: built in (modules.builtin), so it cannot
+  be removed.  Patched: a module that ``rmmod``/``modprobe`` cycle.  The MU is
+  not modelled, so imx_rpmsg's probe of NXP's rpmsg node is deferred at its
+  first mailbox request every time: load, bind attempt and unload are shown;
+  vdev registration and its teardown are not reached.
 """
 
 from __future__ import annotations
@@ -30,24 +65,36 @@ from vendor_boot import ROOT, tree_profile, vendor_tree
 from rprockit.el3boot import boot_dtb
 from rprockit.initramfs import make_initramfs
 from rprockit.manifest import Manifest
+from rprockit.preflight.soc import load_soc
+from rprockit.runner import Runner
+from rprockit.verify.integrity import compare, expected_spans, read_back
 from rprockit.verify.target_shell import TargetShell, images_env, open_shell
 
+PATCHED = "nxp-imx7d-5.4-qemu"
 IMX8MP = "nxp-imx8mp-5.15-qemu"
 TARGET_8MP = ROOT / "targets" / "qemu-imx8mp.yaml"
+UNPATCHED = f"{PATCHED}-unpatched"
+TARGET = ROOT / "targets" / "qemu-imx7d.yaml"
+MU_FIX = ROOT / "patches" / "imx-rproc" / "nxp-5.4" / \
+    "0001-remoteproc-imx_rproc-make-the-MU-mailboxes-optional.patch"
+RPROC = "/sys/class/remoteproc/remoteproc0"
 PROFILES_DIR = TEST_WS / "vendor-profiles"
+#: What memory holds before a load in the ELF test: anything but the ELF's bytes.
+STALE = 0xA5A5A5A5
 _TS = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "aarch64-linux-gnu-gcc",
+        not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-linux-gnueabihf-gcc",
+                                          "aarch64-linux-gnu-gcc", "qemu-system-arm",
                                           "qemu-system-aarch64", "git", "make", "depmod", "cpio")),
-        reason="needs gcc-arm-none-eabi, gcc-aarch64-linux-gnu, qemu-system-aarch64, git, make, "
-               "kmod and cpio"),
+        reason="needs gcc-arm-none-eabi, gcc-arm-linux-gnueabihf, gcc-aarch64-linux-gnu, "
+               "qemu-system-arm, qemu-system-aarch64, git, make, kmod and cpio"),
 ]
 
 
-def _pipeline(task: str, name: str, tree: Path, unpatched: bool, shipped: str):
+def _pipeline(task: str, name: str, tree: Path, unpatched: bool, shipped: str = PATCHED):
     profile = tree_profile(shipped, tree, PROFILES_DIR, unpatched=unpatched)
     t0 = time.monotonic()
     proc = rprockit(task, "--profile", str(profile), "--workspace", str(TEST_WS),
@@ -56,6 +103,48 @@ def _pipeline(task: str, name: str, tree: Path, unpatched: bool, shipped: str):
     (TEST_WS / f"last-{task}-{name}.log").write_text(
         f"wall {wall:.1f} s\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
     return proc, wall
+
+
+@pytest.fixture(scope="module")
+def tree54() -> Path:
+    return vendor_tree("RPROCKIT_NXP_5_4_TREE")
+
+
+@pytest.fixture(scope="module")
+def patched54(tree54):
+    """``rprockit all`` of the patched profile: ``(CompletedProcess, wall seconds)``."""
+    return _pipeline("all", PATCHED, tree54, unpatched=False)
+
+
+@pytest.fixture(scope="module")
+def unpatched54(tree54) -> Manifest:
+    """``rprockit build`` of the unpatched profile; its manifest."""
+    proc, _ = _pipeline("build", UNPATCHED, tree54, unpatched=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return Manifest.load(TEST_WS / UNPATCHED / "artifacts" / "manifest.json")
+
+
+@pytest.fixture(scope="module")
+def patched_manifest(patched54) -> Manifest:
+    man = TEST_WS / PATCHED / "artifacts" / "manifest.json"
+    if not man.is_file():
+        pytest.fail(f"the patched build made no manifest: {patched54[0].stdout[-3000:]}")
+    return Manifest.load(man)
+
+
+def _images(tmp: Path, man: Manifest, modules: list[Path]) -> Path:
+    """LG_RPROCKIT_IMAGES: zImage, dtbs/ and an initramfs with ``modules``, the
+    firmware and the kernel's modules.builtin (busybox modprobe reads it)."""
+    images = tmp / "images"
+    images.mkdir()
+    (images / "zImage").symlink_to(man.artifacts / "zImage")
+    (images / "dtbs").symlink_to(man.artifacts / "dtbs")
+    out = man.artifacts.parent / "out"
+    rel = man.kernel_release
+    make_initramfs("arm", rel, modules, [man.artifacts / "firmware" / man.firmware_name],
+                   images / "initramfs.cpio", epoch=0,
+                   extra_files={f"/lib/modules/{rel}/modules.builtin": out / "modules.builtin"})
+    return images
 
 
 def _images_8mp(tmp: Path, man: Manifest, modules: list[Path]) -> Path:
@@ -78,7 +167,7 @@ def _images_8mp(tmp: Path, man: Manifest, modules: list[Path]) -> Path:
 
 
 @contextlib.contextmanager
-def _booted(images: Path, target_file: Path) -> Iterator[tuple[TargetShell, float]]:
+def _booted(images: Path, target_file: Path = TARGET) -> Iterator[tuple[TargetShell, float]]:
     """Boot the emulated board; yield ``(shell, seconds to the shell)``."""
     from labgrid import Environment
 
@@ -98,6 +187,182 @@ def _klog(sh: TargetShell) -> list[str]:
 
 def _modules(man: Manifest, *names: str) -> list[Path]:
     return [man.artifacts / "modules" / f"{n}.ko" for n in names]
+
+
+def _stop_early_booted(sh: TargetShell) -> None:
+    """NXP 5.4 takes the core as early-booted (QEMU's SRC reads 0): running, no firmware."""
+    assert sh.read(f"{RPROC}/state") == "running"
+    sh.check(f"echo stop > {RPROC}/state")
+    assert sh.read(f"{RPROC}/state") == "offline"
+
+
+# -- the patched vendor kernel through the whole pipeline -----------------------------------
+def test_nxp54_all_through_verify(patched54, patched_manifest):
+    """``rprockit all`` builds NXP 5.4 with the series and the on-target suite passes on it."""
+    proc, wall = patched54
+    print(f"rprockit all --profile {PATCHED}: rc {proc.returncode}, wall {wall:.1f} s")
+    verify = TEST_WS / PATCHED / "verify"
+    results = json.loads((verify / "results.json").read_text())
+    rows = results["checks"] if isinstance(results, dict) and "checks" in results else results
+    for row in rows:
+        print(f"  {row['check']}: {row['outcome']}  {row['evidence'].splitlines()[:3]}")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert patched_manifest.kernel_release.startswith("5.4.47")
+    kernel_log = (verify / "kernel.log").read_text()
+    assert "Linux version 5.4.47" in kernel_log
+
+
+# -- optional-mu-mailboxes ------------------------------------------------------------------
+def test_mu_unpatched_probe_fails_with_einval(unpatched54, tmp_path):
+    """Unpatched NXP 5.4: imx_rproc without mbox-names fails its probe with -22."""
+    images = _images(tmp_path, unpatched54, _modules(unpatched54, "imx_rproc"))
+    with _booted(images) as (sh, boot_s):
+        assert sh.check("uname -r").strip() == unpatched54.kernel_release
+        out, rc = sh.run("modprobe imx_rproc 2>&1")
+        klog = _klog(sh)
+        ev = [ln for ln in klog if "rproc" in ln]
+        print(f"boot to shell {boot_s:.1f} s; modprobe imx_rproc rc {rc} {out!r}", *ev, sep="\n")
+        assert rc == 0, out  # the module loads; its probe fails
+        assert "imx-rproc: probe of imx7d-cm4 failed with error -22" in klog, "\n".join(ev)
+        assert not sh.exists(RPROC)
+
+
+def test_mu_patched_probes_and_cycles(patched_manifest, tmp_path):
+    """Patched: imx_rproc runs without mailboxes, stops the early-booted core, cycles."""
+    man = patched_manifest
+    images = _images(tmp_path, man, _modules(man, "imx_rproc"))
+    with _booted(images) as (sh, boot_s):
+        assert sh.check("uname -r").strip() == man.kernel_release
+        sh.check("modprobe imx_rproc")
+        _stop_early_booted(sh)
+        states = []
+        for _ in range(3):
+            sh.check(f"echo {man.firmware_name} > {RPROC}/firmware && "
+                     f"echo start > {RPROC}/state")
+            up = sh.read(f"{RPROC}/state")
+            sh.check(f"echo stop > {RPROC}/state")
+            states.append((up, sh.read(f"{RPROC}/state")))
+        klog = _klog(sh)
+        ev = [ln for ln in klog if "rproc" in ln or "mbox" in ln]
+        print(f"boot to shell {boot_s:.1f} s; cycles {states}", *ev, sep="\n")
+        assert "imx-rproc imx7d-cm4: No mbox-names, running without mailboxes" in klog
+        assert not any("probe of imx7d-cm4 failed" in ln for ln in klog)
+        assert states == [("running", "offline")] * 3
+        assert sum("remote processor imx-rproc is now up" in ln for ln in klog) == 4
+
+
+# -- elf-segment-loading --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mu_only_module(unpatched54, tmp_path_factory) -> Path:
+    """imx_rproc.ko of the unpatched tree with only the MU fix, built against the
+    unpatched kernel (its ELF copy is still NXP's ``count / 4`` one)."""
+    ws = unpatched54.artifacts.parent
+    tree = tmp_path_factory.mktemp("mu-only")
+    mdir = tree / "drivers" / "remoteproc"
+    mdir.mkdir(parents=True)
+    for name in ("imx_rproc.c", "remoteproc_internal.h"):
+        shutil.copy2(ws / "src" / "drivers" / "remoteproc" / name, mdir / name)
+    run = Runner().run
+    run(["git", "init", "-q"], cwd=tree)
+    run(["git", "apply", "--verbose", "--", MU_FIX], cwd=tree)
+    text = (mdir / "imx_rproc.c").read_text()
+    assert "No mbox-names, running without mailboxes" in text
+    assert "count = count / 4;" in text  # the ELF copy the next fix replaces
+    (mdir / "Kbuild").write_text("obj-m := imx_rproc.o\n")
+    run(["nice", "-n", "10", "make", "-C", ws / "src", f"O={ws / 'out'}", "ARCH=arm",
+         "CROSS_COMPILE=arm-linux-gnueabihf-", f"M={mdir}", "-j2", "modules"], timeout=900)
+    return mdir / "imx_rproc.ko"
+
+
+def _load_and_read_back(man: Manifest, images: Path) -> tuple[list, list[str]]:
+    """Stop the early-booted core, fill every segment's memory with :data:`STALE`,
+    start the firmware, read each segment back; ``(SpanResults, evidence)``."""
+    elf = man.artifacts / "firmware" / man.firmware_name
+    spans = expected_spans(elf, load_soc("imx7d").att)
+    with _booted(images) as (sh, _boot):
+        sh.check("modprobe imx_rproc")
+        _stop_early_booted(sh)
+        for span in spans:
+            start, end = span.sys & ~3, (span.sys + span.memsz + 3) & ~3
+            sh.check(f"a=$((0x{start:x})); while [ $a -lt $((0x{end:x})) ]; do "
+                     f"devmem $a 32 0x{STALE:08x}; a=$((a + 4)); done", timeout=120)
+        sh.check(f"echo {man.firmware_name} > {RPROC}/firmware && echo start > {RPROC}/state")
+        assert sh.read(f"{RPROC}/state") == "running"
+        results = [compare(span, *read_back(sh, span)) for span in spans]
+        sh.check(f"echo stop > {RPROC}/state")
+    return results, [r.describe() for r in results]
+
+
+def _data_span(results):
+    """The writable PT_LOAD with file bytes and a zero-filled tail (.data + .bss)."""
+    return next(r for r in results if r.span.writable and r.span.memsz > r.span.filesz)
+
+
+def test_elf_unpatched_drops_tail_and_keeps_stale_bss(unpatched54, mu_only_module, tmp_path):
+    """NXP's loader: the last byte of the 13-byte .data and the whole .bss are not written."""
+    man = unpatched54
+    mods = [mu_only_module]
+    results, ev = _load_and_read_back(man, _images(tmp_path, man, mods))
+    print(*ev, sep="\n")
+    data = _data_span(results)
+    span = data.span
+    assert span.filesz % 4 != 0, span.filesz
+    bad = {off for off, _want, _got in data.first}
+    tail = set(range(span.filesz & ~3, span.filesz))  # bytes past the last whole word
+    assert tail <= bad, (tail, data.first)
+    # every .bss byte is still the stale fill: memsz - filesz mismatches plus the tail
+    # (minus tail bytes the ELF has as 0xa5, none here: .data ends in a NUL)
+    assert data.mismatches >= (span.memsz - span.filesz) + len(tail) - 1, ev
+
+
+def test_elf_patched_is_byte_exact(patched_manifest, tmp_path):
+    """The series' loader: every byte of every segment, .bss zero-filled."""
+    man = patched_manifest
+    results, ev = _load_and_read_back(man, _images(tmp_path, man, _modules(man, "imx_rproc")))
+    print(*ev, sep="\n")
+    assert _data_span(results).span.filesz % 4 != 0
+    assert all(r.mismatches == 0 for r in results), "\n".join(ev)
+
+
+# -- loadable-imx-rpmsg ---------------------------------------------------------------------
+def test_imx_rpmsg_unpatched_is_builtin(unpatched54, tmp_path):
+    """Unpatched: imx_rpmsg is in modules.builtin; it cannot be removed."""
+    man = unpatched54
+    assert not (man.artifacts / "modules" / "imx_rpmsg.ko").exists()
+    with _booted(_images(tmp_path, man, [])) as (sh, _boot):
+        rel = man.kernel_release
+        builtin = sh.check(f"grep imx_rpmsg /lib/modules/{rel}/modules.builtin; true").split()
+        rm_out, rm_rc = sh.run("rmmod imx_rpmsg 2>&1")
+        mp_out, mp_rc = sh.run("modprobe -r imx_rpmsg 2>&1")
+        print(f"modules.builtin: {builtin}", f"rmmod imx_rpmsg: rc {rm_rc}: {rm_out.strip()}",
+              f"modprobe -r imx_rpmsg: rc {mp_rc}: {mp_out.strip()}", sep="\n")
+        assert builtin == ["kernel/drivers/rpmsg/imx_rpmsg.ko"]
+        assert rm_rc != 0
+        # busybox's words for kmod's "rmmod: ERROR: Module imx_rpmsg is builtin."
+        assert "module imx_rpmsg is builtin" in mp_out and mp_rc != 0
+
+
+def test_imx_rpmsg_patched_unloads_and_reloads(patched_manifest, tmp_path):
+    """Patched: imx_rpmsg is a module; rmmod/modprobe cycles; its probe of NXP's rpmsg
+    node is deferred (no MU), so no vdev is registered."""
+    man = patched_manifest
+    mods = _modules(man, "imx_rpmsg", "imx_rpmsg_pingpong", "imx_rpmsg_tty")
+    with _booted(_images(tmp_path, man, mods)) as (sh, _boot):
+        rows = []
+        for _ in range(3):
+            sh.check("modprobe imx_rpmsg")
+            state = sh.read("/sys/module/imx_rpmsg/initstate")
+            drv = sh.exists("/sys/bus/platform/drivers/imx-rpmsg")
+            virtio = sh.check("ls /sys/bus/virtio/devices; true").split()
+            _out, rc = sh.run("rmmod imx_rpmsg 2>&1")
+            rows.append((state, drv, virtio, rc, sh.exists("/sys/module/imx_rpmsg")))
+        sh.run("mount -t debugfs none /sys/kernel/debug 2>/dev/null")
+        deferred = sh.check("cat /sys/kernel/debug/devices_deferred 2>/dev/null; true")
+        klog = _klog(sh)
+        print(*rows, f"devices_deferred: {deferred.strip()!r}",
+              *[ln for ln in klog if "rpmsg" in ln.lower()], sep="\n")
+        assert rows == [("live", True, [], 0, False)] * 3, rows
+        assert not any(re.search(r"Oops|BUG:|WARNING:", ln) for ln in klog)
 
 
 # -- NXP 5.15 on the i.MX8M Plus ------------------------------------------------------------
