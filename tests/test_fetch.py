@@ -123,6 +123,20 @@ def test_local_path_source_never_touches_user_tree(tmp_path, upstream):
     assert git("status", "--porcelain", cwd=work) == ""
 
 
+def test_tree_named_by_a_variable_is_not_pinned(tmp_path, upstream, monkeypatch):
+    # `path: $RPROCKIT_NXP_4_9_TREE`: the tree's commit is this machine's, so no lock file
+    # (it would hold a machine path and a commit no other machine has)
+    work, _ = upstream
+    monkeypatch.setenv("RPROCKIT_TEST_TREE", str(work))
+    p = _profile(tmp_path, "  path: $RPROCKIT_TEST_TREE")
+    res, prof = _fetch(p, tmp_path)
+    assert res.baseline == git("rev-parse", "HEAD", cwd=work)
+    assert not fetch_mod.lock_path(prof).exists()
+    pinned = _profile(tmp_path, f"  path: {work}")
+    _, prof = _fetch(pinned, tmp_path)
+    assert fetch_mod.lock_path(prof).exists()
+
+
 def test_dirty_tree_is_refused_not_reset(tmp_path, upstream):
     _, bare = upstream
     p = _profile(tmp_path, f"  git: {{url: 'file://{bare}', ref: main}}")

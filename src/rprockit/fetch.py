@@ -372,7 +372,10 @@ def _fetch_git(ctx: StageContext) -> _Fetched:
     source = mirror_for(url, ctx.mirror) if s.kind == "git" else None
     ref = s.git_ref or "HEAD"
     shallow = s.shallow and s.kind == "git"
-    lock = _valid_lock(profile)
+    # a tree named by an environment variable is this machine's (a vendor snapshot, a
+    # board maker's checkout): its commit means nothing elsewhere, so it is never pinned
+    pinned = not (s.kind == "path" and s.path_spec and "$" in s.path_spec)
+    lock = _valid_lock(profile) if pinned else None
     fresh = not ws.src.exists()
     tree = ws.base / f"src.partial-{os.getpid()}" if fresh else ws.src
     g = Git(tree, runner)
@@ -401,7 +404,7 @@ def _fetch_git(ctx: StageContext) -> _Fetched:
             for pack in (tree / ".git" / "objects" / "pack").glob("tmp_pack_*"):
                 pack.unlink(missing_ok=True)
         raise
-    if not lock:
+    if not lock and pinned:
         write_lock(profile, {"url": url, "ref": ref, "commit": commit})
     return _Fetched(commit, f"{url} {ref}", f"{url} {ref} @ {commit[:12]}", ("git", url, commit))
 
