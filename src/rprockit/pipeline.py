@@ -87,17 +87,27 @@ def run(ctx: StageContext, stages: list[str] | tuple[str, ...] = STAGES,
     bad = [s for s in (*stages, *skip) if s not in STAGES]
     if bad:
         raise UserError(f"unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
-    results = []
+    results: list[StageResult] = []
     for stage in PIPELINE:
         if stage.name in stages and stage.name not in skip:
-            res = run_stage(stage, ctx)
-            ctx.say(f"[{res.stage}] {'up to date, skipped' if res.skipped else 'done'} in "
-                    f"{res.seconds:.1f} s: {res.summary}")
-            results.append(res)
+            _run_and_say(stage, ctx, results)
+    _record_run(ctx, results)
+    return results
+
+
+def _run_and_say(stage: Stage, ctx: StageContext, results: list[StageResult]) -> None:
+    """Run ``stage``, say how it went and append its result to ``results``."""
+    res = run_stage(stage, ctx)
+    ctx.say(f"[{res.stage}] {'up to date, skipped' if res.skipped else 'done'} in "
+            f"{res.seconds:.1f} s: {res.summary}")
+    results.append(res)
+
+
+def _record_run(ctx: StageContext, results: list[StageResult]) -> None:
+    """Write the run's results to ``reports/last-run.json``."""
     write_json_atomic(ctx.ws.base / "reports" / "last-run.json",
                       [{"stage": r.stage, "skipped": r.skipped, "seconds": round(r.seconds, 2),
                         "summary": r.summary} for r in results])
-    return results
 
 
 def run_modules_only(ctx: StageContext) -> list[StageResult]:
@@ -113,13 +123,8 @@ def run_modules_only(ctx: StageContext) -> list[StageResult]:
         UserError: any stage's user error.
     """
     results = run(ctx, stages_until("configure"))
-    res = run_stage(modbuild.STAGE, ctx)
-    ctx.say(f"[modules] {'up to date, skipped' if res.skipped else 'done'} in "
-            f"{res.seconds:.1f} s: {res.summary}")
-    results.append(res)
-    write_json_atomic(ctx.ws.base / "reports" / "last-run.json",
-                      [{"stage": r.stage, "skipped": r.skipped, "seconds": round(r.seconds, 2),
-                        "summary": r.summary} for r in results])
+    _run_and_say(modbuild.STAGE, ctx, results)
+    _record_run(ctx, results)
     return results
 
 
