@@ -391,6 +391,19 @@ def _start_standin(shell, d: str, fw: str) -> list[str]:
     return _wait_channel(shell, TTY_CHANNEL)
 
 
+def _need_standin(standin: bool) -> None:
+    """Skip a check that needs a remote that runs."""
+    if not standin:
+        pytest.skip("needs a remote that runs: the stand-in remote core of the emulated "
+                    "i.MX8M Plus (standin_remote: true)")
+
+
+def _start_standin_tty(shell, d: str, fw: str) -> None:
+    """Start the stand-in with ``fw``; it must announce its tty channel."""
+    names = _start_standin(shell, d, fw)
+    assert TTY_CHANNEL in names, f"no {TTY_CHANNEL} channel after start: {names}"
+
+
 def test_rpmsg_tty_echo(shell, rproc, manifest, emulated, standin, record_property):
     """Round trip through /dev/ttyRPMSG* when the M core announces an rpmsg-tty channel.
 
@@ -434,9 +447,7 @@ def test_standin_restart_cycles(shell, rproc, standin, cycles, record_property):
     builds tagged ``a`` and ``b`` (the verify stage puts both in the initramfs), so the
     answer to ``rprockit-status`` proves the new file is the one running.
     """
-    if not standin:
-        pytest.skip("needs a remote that runs: the stand-in remote core of the emulated "
-                    "i.MX8M Plus (standin_remote: true)")
+    _need_standin(standin)
     d = rproc["dir"]
     fwdir = shell.path("/lib/firmware")
     _stop(shell, d)
@@ -483,12 +494,9 @@ def test_standin_tty_driver_reload(shell, rproc, manifest, standin, record_prope
     """rpmsg_tty unloaded and loaded again while the remote runs (field report 01:
     "modprobe -r imx-rpmsg-tty; modprobe imx-rpmsg-tty"): the channel stays, the tty
     goes with the driver and comes back with it, and it echoes."""
-    if not standin:
-        pytest.skip("needs a remote that runs: the stand-in remote core of the emulated "
-                    "i.MX8M Plus (standin_remote: true)")
+    _need_standin(standin)
     d, fw = rproc["dir"], manifest.firmware_name
-    names = _start_standin(shell, d, fw)
-    assert TTY_CHANNEL in names, f"no {TTY_CHANNEL} channel after start: {names}"
+    _start_standin_tty(shell, d, fw)
     try:
         out, rc = shell.run("rmmod rpmsg_tty 2>&1")
         assert rc == 0, f"rmmod rpmsg_tty failed: {out}"
@@ -533,12 +541,9 @@ def test_standin_restart_behind_linux(shell, rproc, manifest, standin, record_pr
 
     Runs after test_dmesg_clean, since it puts failure lines in the kernel log.
     """
-    if not standin:
-        pytest.skip("needs a remote that runs: the stand-in remote core of the emulated "
-                    "i.MX8M Plus (standin_remote: true)")
+    _need_standin(standin)
     d, fw = rproc["dir"], manifest.firmware_name
-    names = _start_standin(shell, d, fw)
-    assert TTY_CHANNEL in names, f"no {TTY_CHANNEL} channel after start: {names}"
+    _start_standin_tty(shell, d, fw)
     ttys = _tty_ttys(shell)
     assert ttys, "no /dev/ttyRPMSG*"
     mark = shell.poll_dmesg()
