@@ -197,6 +197,39 @@ def test_restart_without_resource_table_after_a_stop():
     assert diagnose(parse_text(locked.replace("-4", "-22"))).findings == []
 
 
+def test_scu_partition_reset_rcu_warning_needs_its_context_and_an_scu_family():
+    """The RCU warning is generic: it names the SCU notifier bug only next to its context.
+
+    The lines follow NXP linux-imx 5.4 drivers/rpmsg/imx_rpmsg.c imx_rpmsg_restore()
+    and kernel/rcu/tree_plugin.h rcu_note_context_switch() (WARN_ON_ONCE at line 293).
+    """
+    warn = ("[  389.778729] WARNING: CPU: 0 PID: 397 at kernel/rcu/tree_plugin.h:293 "
+            "rcu_note_context_switch+0x34/0x338\n")
+    restore = "[  389.767362] Wait for remote ready timeout, use first_notify.\n"
+    assert diagnose(parse_text(warn), soc="imx8qxp").findings == []
+    found = diagnose(parse_text(restore + warn), soc="imx8qxp").findings
+    assert [m.id for m in found] == ["scu-partition-reset-rcu-warning"]
+    assert "BLOCKING_NOTIFIER_HEAD" in found[0].remedy
+    # an i.MX8M has no SCU: the same lines are not this failure there
+    assert diagnose(parse_text(restore + warn), soc="imx8mp").findings == []
+    # the i.MX8DXL is named on its own and belongs to the SCU family
+    assert diagnose(parse_text("Hardware name: Freescale i.MX8DXL MEK (DT)\n")).context.soc == "imx8dxl"
+
+
+def test_restart_null_copy_is_named_from_the_oops_trace_alone():
+    """rproc_start()'s only NULL source is the freed cached table (Linux 6.14 remoteproc_core.c).
+
+    The trace follows the mainline arm64 oops format (arch/arm64/kernel/process.c __show_regs);
+    without a stop line or an rproc_start frame the oops stays unnamed.
+    """
+    oops = ("Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000\n"
+            "pc : __pi_memcpy_generic+0x110/0x22c\n")
+    assert diagnose(parse_text(oops), soc="imx8mp").findings == []
+    with_lr = oops + "lr : rproc_start+0x88/0x1e0\n"
+    assert [m.id for m in diagnose(parse_text(with_lr), soc="imx8mp").findings] == [
+        "restart-no-rsc-table-null-copy"]
+
+
 def test_att_translation_remedy_names_the_itcm_bound_on_imx8m_only():
     line = "imx-rproc imx8mn-cm7: Translation failed: da = 0x1e578 len = 0xee68\n"
     on_8m = diagnose(parse_text(line)).findings[0]
