@@ -19,8 +19,8 @@ resource table, vdev, vrings) is real.
 
 NXP linux-imx 5.15.71 (the TechNexion tree, ``RPROCKIT_NXP_5_15_TREE``) runs
 the same way on QEMU 10's ``imx8mp-evk`` through rprockit's EL3 monitor
-(``nxp-imx8mp-5.15-qemu``, ``targets/qemu-imx8mp.yaml``): patched only, the
-unpatched 5.15 build is not part of this file.
+(``nxp-imx8mp-5.15-qemu``, ``targets/qemu-imx8mp.yaml``): patched through
+``all``, and unpatched (``build`` only) for the loadable-imx-rpmsg "before".
 
 Expected results, derived from the NXP 5.4.47 source first:
 
@@ -41,8 +41,15 @@ Expected results, derived from the NXP 5.4.47 source first:
   unpatched tree's imx_rproc.c with only the MU fix applied, built against the
   unpatched kernel; the ELF loader of that kernel is NXP's own.
 * loadable-imx-rpmsg: unpatched ``obj-$(CONFIG_HAVE_IMX_RPMSG) +=
-  imx_rpmsg.o`` with a bool symbol: built in (modules.builtin), so it cannot
-  be removed.  Patched: a module that ``rmmod``/``modprobe`` cycle.  The MU is
+  imx_rpmsg.o`` with a bool symbol: built into vmlinux (its modinfo is in
+  ``modules.builtin.modinfo``, its driver ``imx-rpmsg`` is registered), so it
+  cannot be removed.  5.4 does not list it in ``modules.builtin``: that file
+  comes from scripts/Makefile.modbuiltin, which reads
+  ``include/config/tristate.conf`` and so lists only objects of tristate
+  symbols; ``rmmod`` and ``modprobe -r`` then fail with "not found" rather
+  than "builtin".  5.15 writes ``modules.builtin`` from the ``file=`` modinfo
+  of every built-in object (scripts/link-vmlinux.sh), so there it is listed
+  and kmod says "Module imx_rpmsg is builtin".  Patched: a module that ``rmmod``/``modprobe`` cycle.  The MU is
   not modelled, so imx_rpmsg's probe of NXP's rpmsg node is deferred at its
   first mailbox request every time: load, bind attempt and unload are shown;
   vdev registration and its teardown are not reached.
@@ -62,7 +69,7 @@ import pytest
 from conftest import _REAL_HOME, TEST_WS, rprockit
 from vendor_boot import ROOT, tree_profile, vendor_tree
 
-from rprockit.el3boot import boot_dtb
+from rprockit.el3boot import boot_dtb, build_monitor
 from rprockit.initramfs import make_initramfs
 from rprockit.manifest import Manifest
 from rprockit.preflight.soc import load_soc
@@ -148,12 +155,16 @@ def _images(tmp: Path, man: Manifest, modules: list[Path]) -> Path:
 
 
 def _images_8mp(tmp: Path, man: Manifest, modules: list[Path]) -> Path:
-    """LG_RPROCKIT_IMAGES of the i.MX8M Plus: Image, the EL3 monitor the verify stage
-    built, an initramfs with ``modules`` and a boot DTB naming its range."""
+    """LG_RPROCKIT_IMAGES of the i.MX8M Plus: Image, the EL3 monitor (the verify stage's,
+    or built here for a build-only workspace), an initramfs with ``modules`` and a boot DTB naming its range."""
     images = tmp / "images"
     images.mkdir()
     (images / "Image").symlink_to(man.artifacts / "Image")
-    (images / "el3-monitor.elf").symlink_to(man.artifacts / "el3-monitor.elf")
+    monitor = man.artifacts / "el3-monitor.elf"
+    if monitor.is_file():
+        (images / "el3-monitor.elf").symlink_to(monitor)
+    else:  # a build-only workspace: verify never ran, so build the monitor here
+        build_monitor(ROOT / "firmware" / "el3-monitor", images / "el3-monitor.elf")
     out = man.artifacts.parent / "out"
     rel = man.kernel_release
     initrd = make_initramfs(
@@ -326,20 +337,26 @@ def test_elf_patched_is_byte_exact(patched_manifest, tmp_path):
 
 # -- loadable-imx-rpmsg ---------------------------------------------------------------------
 def test_imx_rpmsg_unpatched_is_builtin(unpatched54, tmp_path):
-    """Unpatched: imx_rpmsg is in modules.builtin; it cannot be removed."""
+    """Unpatched 5.4: imx_rpmsg is in vmlinux, absent from 5.4's modules.builtin (a bool
+    symbol, see the module docstring), and cannot be removed."""
     man = unpatched54
     assert not (man.artifacts / "modules" / "imx_rpmsg.ko").exists()
+    out = man.artifacts.parent / "out"
+    modinfo = (out / "modules.builtin.modinfo").read_bytes().split(b"\0")
+    assert b"imx_rpmsg.description=iMX remote processor messaging virtio device" in modinfo
     with _booted(_images(tmp_path, man, [])) as (sh, _boot):
         rel = man.kernel_release
         builtin = sh.check(f"grep imx_rpmsg /lib/modules/{rel}/modules.builtin; true").split()
+        drv = sh.exists("/sys/bus/platform/drivers/imx-rpmsg")
         rm_out, rm_rc = sh.run("rmmod imx_rpmsg 2>&1")
         mp_out, mp_rc = sh.run("modprobe -r imx_rpmsg 2>&1")
-        print(f"modules.builtin: {builtin}", f"rmmod imx_rpmsg: rc {rm_rc}: {rm_out.strip()}",
+        print(f"modules.builtin: {builtin}; driver imx-rpmsg registered: {drv}",
+              f"rmmod imx_rpmsg: rc {rm_rc}: {rm_out.strip()}",
               f"modprobe -r imx_rpmsg: rc {mp_rc}: {mp_out.strip()}", sep="\n")
-        assert builtin == ["kernel/drivers/rpmsg/imx_rpmsg.ko"]
-        assert rm_rc != 0
-        # busybox's words for kmod's "rmmod: ERROR: Module imx_rpmsg is builtin."
-        assert "module imx_rpmsg is builtin" in mp_out and mp_rc != 0
+        assert drv, "imx_rpmsg is built in: its platform driver must be registered"
+        assert builtin == []
+        assert rm_rc != 0 and "No such file or directory" in rm_out
+        assert mp_rc != 0 and "not found in modules.dep" in mp_out
 
 
 def test_imx_rpmsg_patched_unloads_and_reloads(patched_manifest, tmp_path):
@@ -408,3 +425,33 @@ def test_nxp515_imx_rpmsg_patched_unloads_and_reloads(patched515, tmp_path):
         print(f"boot to shell {boot_s:.1f} s", *rows, sep="\n")
         assert rows == [("live", True, 0, False)] * 3, rows
         assert not any(re.search(r"Oops|BUG:|WARNING:", ln) for ln in klog)
+
+
+@pytest.fixture(scope="module")
+def unpatched515() -> Manifest:
+    """``rprockit build`` of ``nxp-imx8mp-5.15-qemu`` without the fix series; its manifest."""
+    tree = vendor_tree("RPROCKIT_NXP_5_15_TREE")
+    proc, _ = _pipeline("build", f"{IMX8MP}-unpatched", tree, unpatched=True, shipped=IMX8MP)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return Manifest.load(TEST_WS / f"{IMX8MP}-unpatched" / "artifacts" / "manifest.json")
+
+
+def test_nxp515_imx_rpmsg_unpatched_is_builtin(unpatched515, tmp_path):
+    """Unpatched 5.15: imx_rpmsg is built in and listed in modules.builtin (5.15 writes it
+    from every built-in object's ``file=`` modinfo, scripts/link-vmlinux.sh), so
+    ``modprobe -r`` names it builtin and ``rmmod`` cannot remove it."""
+    man = unpatched515
+    assert not (man.artifacts / "modules" / "imx_rpmsg.ko").exists()
+    with _booted(_images_8mp(tmp_path, man, []), TARGET_8MP) as (sh, boot_s):
+        rel = man.kernel_release
+        assert sh.check("uname -r").strip() == rel
+        builtin = sh.check(f"grep imx_rpmsg /lib/modules/{rel}/modules.builtin; true").split()
+        rm_out, rm_rc = sh.run("rmmod imx_rpmsg 2>&1")
+        mp_out, mp_rc = sh.run("modprobe -r imx_rpmsg 2>&1")
+        print(f"boot to shell {boot_s:.1f} s; modules.builtin: {builtin}",
+              f"rmmod imx_rpmsg: rc {rm_rc}: {rm_out.strip()}",
+              f"modprobe -r imx_rpmsg: rc {mp_rc}: {mp_out.strip()}", sep="\n")
+        assert builtin == ["kernel/drivers/rpmsg/imx_rpmsg.ko"]
+        assert rm_rc != 0
+        # busybox's words for kmod's "rmmod: ERROR: Module imx_rpmsg is builtin."
+        assert "module imx_rpmsg is builtin" in mp_out and mp_rc != 0

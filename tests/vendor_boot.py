@@ -37,6 +37,13 @@ FIX_SERIES = ROOT / "patches" / "imx-rproc"
 #: Kconfig symbols only the series creates (loadable-imx-rpmsg: tristate IMX_RPMSG);
 #: the unpatched kernel's fragments leave them out, its module set drops what they build.
 SERIES_SYMBOLS = {"CONFIG_IMX_RPMSG": "imx_rpmsg"}
+#: Symbols a fragment requests as modules that only the series lets be modules:
+#: unpatched, ``HAVE_IMX_RPMSG`` (bool, =y) selects ``RPMSG_VIRTIO``, which selects
+#: ``RPMSG`` and ``RPMSG_NS`` (NXP 5.15 drivers/rpmsg/Kconfig, ``config
+#: HAVE_IMX_RPMSG``), so all three are built in; the unpatched fragments leave the
+#: requests out and the module set drops their modules.
+SERIES_MODULAR = {"CONFIG_RPMSG_VIRTIO": "virtio_rpmsg_bus", "CONFIG_RPMSG_NS": "rpmsg_ns",
+                  "CONFIG_RPMSG": "rpmsg_core"}
 
 
 def tree_profile(name: str, tree: Path, out_dir: Path, unpatched: bool = False) -> Path:
@@ -48,8 +55,9 @@ def tree_profile(name: str, tree: Path, out_dir: Path, unpatched: bool = False) 
         out_dir: where the profile (and the fetch stage's lock file) goes.
         unpatched: the same kernel without the fix series (``patches/imx-rproc``):
             profile ``<name>-unpatched``, build fixes only, the fragments without
-            :data:`SERIES_SYMBOLS` (written next to the profile) and the module set
-            without the modules those symbols build; no target (build only).
+            :data:`SERIES_SYMBOLS` and :data:`SERIES_MODULAR` (written next to the
+            profile) and the module set without the modules those symbols build; no
+            target (build only).
 
     Returns:
         The written profile file.
@@ -71,8 +79,8 @@ def tree_profile(name: str, tree: Path, out_dir: Path, unpatched: bool = False) 
         data["config"]["fragments"] = [_without_series_symbols(Path(f), out_dir)
                                        for f in data["config"]["fragments"]]
         mods = yaml.safe_load((src.parent / data["modules"]).read_text())
-        mods["load_order"] = [m for m in mods["load_order"]
-                              if m not in SERIES_SYMBOLS.values()]
+        dropped = {*SERIES_SYMBOLS.values(), *SERIES_MODULAR.values()}
+        mods["load_order"] = [m for m in mods["load_order"] if m not in dropped]
         mfile = out_dir / f"{data['name']}-modules.yaml"
         _write_if_changed(mfile, yaml.safe_dump(mods, sort_keys=False))
         data["modules"] = str(mfile)
@@ -98,9 +106,11 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def _without_series_symbols(fragment: Path, out_dir: Path) -> str:
-    """``fragment``, or a copy of it without the lines that set :data:`SERIES_SYMBOLS`."""
+    """``fragment``, or a copy of it without the lines that set :data:`SERIES_SYMBOLS`
+    or :data:`SERIES_MODULAR`."""
     lines = fragment.read_text().splitlines()
-    keep = [ln for ln in lines if ln.split("=")[0].strip() not in SERIES_SYMBOLS]
+    keep = [ln for ln in lines
+            if ln.split("=")[0].strip() not in {*SERIES_SYMBOLS, *SERIES_MODULAR}]
     if keep == lines:
         return str(fragment)
     out = out_dir / f"unpatched-{fragment.name}"
