@@ -43,6 +43,10 @@ def test_corpus_size_and_families():
     assert len(CORPUS) >= 30
     families = {soc_table()[e["soc"]]["family"] for e in CORPUS}
     assert families == {"imx7d", "imx8m", "imx8qx", "imx8ulp", "imx93"}
+    # the thread itself (not our reading of the kernel) established the cause
+    established = [e for e in CORPUS if e["basis"] in ("thread", "thread+kernel")]
+    assert len(established) >= 30
+    assert {soc_table()[e["soc"]]["family"] for e in established} == families
     for e in CORPUS:
         assert (LOGS / f"{e['id']}.log").is_file(), e["id"]
         assert e["url"].startswith("http") and e["basis"] in ("thread", "thread+kernel", "kernel")
@@ -214,6 +218,16 @@ def test_scu_partition_reset_rcu_warning_needs_its_context_and_an_scu_family():
     assert diagnose(parse_text(restore + warn), soc="imx8mp").findings == []
     # the i.MX8DXL is named on its own and belongs to the SCU family
     assert diagnose(parse_text("Hardware name: Freescale i.MX8DXL MEK (DT)\n")).context.soc == "imx8dxl"
+
+
+def test_mu_resume_frame_is_a_failure_only_inside_a_crash_report():
+    """The lines follow Linux arch/arm64/kernel/traps.c die() and process.c __show_regs()."""
+    frame = "[   79.184082] pc : imx_mu_resume_noirq+0x14/0x78\n"
+    abort = "[   79.155733] Internal error: synchronous external abort: 96000210 [#1] PREEMPT SMP\n"
+    assert diagnose(parse_text(frame), soc="imx8ulp").findings == []
+    found = diagnose(parse_text(abort + frame), soc="imx8ulp").findings
+    assert [m.id for m in found] == ["mu-resume-clock-gated-abort"]
+    assert "priv->clk" in found[0].remedy
 
 
 def test_restart_null_copy_is_named_from_the_oops_trace_alone():
