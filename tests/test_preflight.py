@@ -454,6 +454,30 @@ def test_kernel_4_14_style_tree_turns_memsz0_and_missing_table_into_fails(built,
     assert rep.by_id("rsc.table").status == "fail"
 
 
+def test_kernel_without_imx_rproc_reads_the_out_of_tree_driver(built, tmp_path):
+    """NXP 4.9 has no imx_rproc.c; the nxp-imx7d-4.9 profile builds NXP 4.14's out of
+    tree into ``<ws>/oot/imx-rproc/``, and that is the driver whose ATT applies."""
+    tree = _fake_tree(tmp_path / "k", (4, 9),
+                      'dev_err(dev, "Failed to find resource table\n");\n',
+                      "if (phdr->p_type != PT_LOAD)\n\tcontinue;\n")
+    oot = tmp_path / "ws" / "oot" / "imx-rproc"
+    (oot / "drivers" / "remoteproc").mkdir(parents=True)
+    shutil.copyfile(FIX / "imx_rproc-4.14-excerpt.c",
+                    oot / "drivers" / "remoteproc" / "imx_rproc.c")
+    rep = check_firmware(built["good"], "imx7d", kernel_tree=tree, emulated=True)
+    assert rep.by_id("kernel.att").status == "fail"
+    assert "has no drivers/remoteproc/imx_rproc.c" in rep.by_id("kernel.att").message
+    k = detect_kernel(tree, [tmp_path / "ws" / "oot" / "absent", oot])
+    assert k.has_imx_rproc and k.imx_rproc_source == oot / "drivers/remoteproc/imx_rproc.c"
+    att = k.att_by_compatible["fsl,imx7d-cm4"]
+    assert len(att.entries) == 12 and (att.entries[5].da, att.entries[5].sa) == (0x1FFF8000,
+                                                                                0x007F8000)
+    rep = check_firmware(built["good"], "imx7d", kernel_tree=tree, emulated=True,
+                         oot_dirs=[oot])
+    assert rep.by_id("kernel.att").status == "pass", rep.by_id("kernel.att").message
+    assert rep.kernel["imx_rproc_source"] == str(oot / "drivers/remoteproc/imx_rproc.c")
+
+
 @pytest.fixture(scope="session")
 def linux61(tmp_path_factory) -> Path:
     if not LINUX_TARBALL.exists():
@@ -621,3 +645,13 @@ def test_fuzz_dtb_through_the_probe_checks(built, fuzz_dir):
         _check_clean(lambda: check_firmware(built["m4_tcm"], "imx8mm", dtb=target))
 
     run()
+
+
+def test_check_firmware_driver_dir_errors_name_the_fix(built, tmp_path):
+    r = rprockit("check-firmware", str(built["good"]), "--soc", "imx7d",
+                 "--driver-dir", str(tmp_path))
+    assert r.returncode == 2 and "--driver-dir needs --kernel-tree" in r.stderr
+    tree = _fake_tree(tmp_path / "k", (4, 9), "", "")
+    r = rprockit("check-firmware", str(built["good"]), "--soc", "imx7d", "--kernel-tree",
+                 str(tree), "--driver-dir", str(tmp_path / "absent"))
+    assert r.returncode == 2 and "not a directory" in r.stderr and "oot/imx-rproc" in r.stderr

@@ -341,12 +341,16 @@ def build(c, profile=None, workspace=None, force=False, verbose=False,
             "dtb": "board DTB to check the cm node and reserved-memory against",
             "kernel_tree": "kernel tree: its version and family (mainline, NXP 5.4/5.15/6.1) "
                            "pick the imx_rproc rules checked (default: mainline 6.1)",
+            "driver_dir": "an out-of-tree module source directory built against "
+                          "--kernel-tree (laid out like the tree, e.g. a workspace's "
+                          "oot/imx-rproc); its drivers/remoteproc/imx_rproc.c is read when "
+                          "the tree has none (NXP 4.9)",
             "emulated": "the target is the emulated board (a missing boot vector is a "
                         "warning)",
             "json": "print JSON instead of the table (errors too)"})
 @user_errors
-def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=False,
-                   json=False):
+def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, driver_dir=None,
+                   emulated=False, json=False):
     """Pre-flight checks of an M-core firmware ELF (and DTB) before touching a board."""
     from .preflight import check_firmware as check
     from .preflight import error_document
@@ -355,8 +359,15 @@ def check_firmware(c, elf=None, soc=None, dtb=None, kernel_tree=None, emulated=F
         if not elf or not soc:
             raise UserError("usage: check-firmware FW.elf --soc "
                             "{imx7d,imx8mq,imx8mm,imx8mn,imx8mp}")
+        if driver_dir and not kernel_tree:
+            raise UserError("--driver-dir needs --kernel-tree: give the kernel tree the "
+                            "out-of-tree driver was built against")
+        if driver_dir and not Path(driver_dir).is_dir():
+            raise UserError(f"--driver-dir {driver_dir}: not a directory; give the module "
+                            "source directory (e.g. <workspace>/<profile>/oot/imx-rproc)")
         report = check(Path(elf), soc, dtb=Path(dtb) if dtb else None,
-                       kernel_tree=Path(kernel_tree) if kernel_tree else None, emulated=emulated)
+                       kernel_tree=Path(kernel_tree) if kernel_tree else None, emulated=emulated,
+                       oot_dirs=[Path(driver_dir)] if driver_dir else ())
     except UserError as e:
         if not json:
             raise

@@ -13,6 +13,7 @@ note where other kernels differ; facts about each SoC live in ``rprockit/data/so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import PreflightError
@@ -57,7 +58,7 @@ class UnknownSocError(PreflightError):
 
 
 def load_model(elf: Path, soc: str, dtb: Path | None = None, kernel_tree: Path | None = None,
-               emulated: bool = False) -> Model:
+               emulated: bool = False, oot_dirs: Sequence[Path] = ()) -> Model:
     """Read the inputs and compute the immutable model every check reads.
 
     Args and Raises: as :func:`check_firmware`.
@@ -67,7 +68,7 @@ def load_model(elf: Path, soc: str, dtb: Path | None = None, kernel_tree: Path |
     info = load_soc(soc)
     image = load_image(Path(elf))
     dt = load_dtb(Path(dtb)) if dtb is not None else None
-    kernel = detect_kernel(Path(kernel_tree)) if kernel_tree is not None else None
+    kernel = detect_kernel(Path(kernel_tree), oot_dirs) if kernel_tree is not None else None
     line, note = select_line(kernel)
     att = info.att
     if kernel is not None and info.cm_compatible in kernel.att_by_compatible:
@@ -76,7 +77,8 @@ def load_model(elf: Path, soc: str, dtb: Path | None = None, kernel_tree: Path |
 
 
 def check_firmware(elf: Path, soc: str, dtb: Path | None = None, kernel_tree: Path | None = None,
-                   emulated: bool = False, runner: Runner | None = None) -> PreflightReport:
+                   emulated: bool = False, runner: Runner | None = None,
+                   oot_dirs: Sequence[Path] = ()) -> PreflightReport:
     """Run the pre-flight checks on a firmware ELF.
 
     Args:
@@ -92,6 +94,9 @@ def check_firmware(elf: Path, soc: str, dtb: Path | None = None, kernel_tree: Pa
             expected warning instead of a failure.
         runner: unused (all parsing is in-process with pyelftools and pylibfdt); accepted so
             every stage has the same signature.
+        oot_dirs: out-of-tree module sources built against ``kernel_tree``; where the
+            tree has no imx_rproc.c, the driver is read from these (see
+            :func:`rprockit.preflight.kernel.detect_kernel`).
 
     Returns:
         The report; ``report.failed`` is True when any check failed.
@@ -103,7 +108,7 @@ def check_firmware(elf: Path, soc: str, dtb: Path | None = None, kernel_tree: Pa
         KernelTreeError: ``kernel_tree`` is not a kernel source tree.
     """
     del runner
-    m = load_model(elf, soc, dtb, kernel_tree, emulated)
+    m = load_model(elf, soc, dtb, kernel_tree, emulated, oot_dirs)
     rep = PreflightReport(firmware=str(elf), soc=soc, dtb=str(dtb) if dtb else None,
                           emulated=emulated, kernel=m.kernel.to_dict() if m.kernel else None,
                           driver_line=m.line.line)

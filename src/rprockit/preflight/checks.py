@@ -541,7 +541,7 @@ def check_kernel(m: Model) -> list[Check]:
     tree_att = k.att_by_compatible.get(compat)
     if tree_att is None:
         out.append(Check(cid, title, FAIL,
-                         f"{k.tree}/drivers/remoteproc/imx_rproc.c has no \"{compat}\" match with "
+                         f"{k.imx_rproc_source} has no \"{compat}\" match with "
                          "an ATT, so imx_rproc does not bind to the cm node on this kernel.",
                          f"use a kernel whose imx_rproc_of_match lists {compat} (mainline 6.1 "
                          "does)"))
@@ -549,8 +549,8 @@ def check_kernel(m: Model) -> list[Check]:
     ours = {(e.da, e.sa, e.size, e.own) for e in m.soc.att.entries}
     theirs = {(e.da, e.sa, e.size, e.own) for e in tree_att.entries}
     if ours == theirs:
-        out.append(Check(cid, title, PASS, f"{tree_att.name} in {k.tree} ({k.family}) matches "
-                         f"{m.soc.att.source}."))
+        out.append(Check(cid, title, PASS, f"{tree_att.name} in {k.imx_rproc_source} "
+                         f"({k.family}) matches {m.soc.att.source}."))
         return out
 
     def fmt(rows: list[tuple[int, int, int, bool]]) -> str:
@@ -558,9 +558,9 @@ def check_kernel(m: Model) -> list[Check]:
                          for d, a, z, o in rows) or "none"
 
     out.append(Check(cid, title, WARN,
-                     f"{tree_att.name} in {k.tree} ({k.family} {k.version_str}) differs from "
-                     f"{m.soc.att.source}; the checks above used the tree's table. Only in the "
-                     f"tree: {fmt(sorted(theirs - ours))}. Only in 6.1: "
+                     f"{tree_att.name} in {k.imx_rproc_source} ({k.family} {k.version_str}) "
+                     f"differs from {m.soc.att.source}; the checks above used the tree's "
+                     f"table. Only in the tree: {fmt(sorted(theirs - ours))}. Only in 6.1: "
                      f"{fmt(sorted(ours - theirs))}.",
                      "link for the table of the kernel you deploy; see the findings above"))
     return out

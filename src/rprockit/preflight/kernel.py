@@ -17,6 +17,7 @@ contains, not by its version number alone:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +51,9 @@ class KernelInfo:
         skips_memsz0: the ELF loader skips PT_LOAD segments with memsz == 0; None if unknown.
         rsc_table_required: the tree refuses an ELF without ``.resource_table``; None if unknown.
         att_by_compatible: ATT per cm compatible parsed from the tree's imx_rproc.c.
-        has_imx_rproc: the tree has drivers/remoteproc/imx_rproc.c.
+        has_imx_rproc: the tree, or one of the out-of-tree source directories given to
+            :func:`detect_kernel`, has drivers/remoteproc/imx_rproc.c.
+        imx_rproc_source: the imx_rproc.c that was read (None without one).
     """
 
     tree: Path
@@ -60,6 +63,7 @@ class KernelInfo:
     rsc_table_required: bool | None = None
     att_by_compatible: dict[str, AttTable] = field(default_factory=dict)
     has_imx_rproc: bool = False
+    imx_rproc_source: Path | None = None
 
     @property
     def version_str(self) -> str:
@@ -71,6 +75,7 @@ class KernelInfo:
         return {"tree": str(self.tree), "version": self.version_str, "family": self.family,
                 "skips_memsz0": self.skips_memsz0, "rsc_table_required": self.rsc_table_required,
                 "imx_rproc": self.has_imx_rproc,
+                "imx_rproc_source": str(self.imx_rproc_source) if self.imx_rproc_source else None,
                 "att_compatibles": sorted(self.att_by_compatible)}
 
 
@@ -119,8 +124,15 @@ def parse_att_tables(source: str, origin: str) -> dict[str, AttTable]:
     return out
 
 
-def detect_kernel(tree: Path) -> KernelInfo:
+def detect_kernel(tree: Path, oot_dirs: Sequence[Path] = ()) -> KernelInfo:
     """Read the facts of :class:`KernelInfo` from ``tree``.
+
+    Args:
+        tree: the kernel source tree.
+        oot_dirs: out-of-tree module source directories built against ``tree``
+            (``<ws>/oot/<set>/``, laid out like the kernel tree). When ``tree`` has no
+            drivers/remoteproc/imx_rproc.c (NXP 4.9), the first of these that has one is
+            the driver that runs, so its ATT and its resource-table wording are read.
 
     Raises:
         KernelTreeError: ``tree`` is not a directory or has no usable Makefile.
@@ -138,12 +150,17 @@ def detect_kernel(tree: Path) -> KernelInfo:
     if loader is not None:
         info.skips_memsz0 = bool(re.search(r"type\s*!=\s*PT_LOAD\s*\|\|\s*!memsz", loader))
     core = _read(tree, CORE)
-    imx = _read(tree, IMX_RPROC)
+    imx = None
+    for where in (tree, *oot_dirs):
+        imx = _read(where, IMX_RPROC)
+        if imx is not None:
+            info.imx_rproc_source = Path(where) / IMX_RPROC
+            break
     info.has_imx_rproc = imx is not None
     if imx is not None and "No resource table in elf" in imx:
         info.rsc_table_required = False
     elif core is not None and "Failed to find resource table" in core:
         info.rsc_table_required = True
     if imx is not None:
-        info.att_by_compatible = parse_att_tables(imx, f"{tree}/{IMX_RPROC}")
+        info.att_by_compatible = parse_att_tables(imx, str(info.imx_rproc_source))
     return info

@@ -40,6 +40,14 @@ def inputs(ctx: StageContext) -> tuple:
             is_emulated(ctx.target_env))
 
 
+def _oot_dirs(ctx: StageContext) -> list[Path]:
+    """The build stage's out-of-tree module directories (``<ws>/oot/<set>/``), in the
+    module set's order."""
+    mods = ctx.profile.modules
+    sets = mods.out_of_tree if mods is not None else []
+    return [ctx.ws.base / "oot" / s.name for s in sets if (ctx.ws.base / "oot" / s.name).is_dir()]
+
+
 def run(ctx: StageContext) -> Outcome:
     """Run the checks; write ``reports/preflight.json`` and show the table.
 
@@ -51,7 +59,8 @@ def run(ctx: StageContext) -> Outcome:
     fw = man.firmware
     assert fw is not None and soc is not None  # not_applicable() said so
     report = check_firmware(fw, soc, dtb=_dtb(ctx, man), kernel_tree=ctx.ws.src,
-                            emulated=is_emulated(ctx.target_env), runner=ctx.runner)
+                            emulated=is_emulated(ctx.target_env), runner=ctx.runner,
+                            oot_dirs=_oot_dirs(ctx))
     out = ctx.ws.base / "reports" / "preflight.json"
     write_json_atomic(out, report.to_dict())
     ctx.say(report.render())
