@@ -117,6 +117,24 @@ def test_standin_image_has_the_m_core_vector_and_a_resource_table(tmp_path):
         build_standin(STANDIN, tmp_path / "x.elf", "ab", Runner())
 
 
+
+def test_standin_legacy_image_has_no_resource_table(tmp_path):
+    """The build for NXP's vendor imx_rpmsg (``legacy=True``): the same vector and boot
+    record, no resource table (imx_rpmsg creates the vdev itself; NXP 5.15
+    imx_rproc_parse_fw() then logs "No resource table in elf")."""
+    plain = build_standin(STANDIN, tmp_path / "p.elf", "a", Runner())
+    legacy = build_standin(STANDIN, tmp_path / "l.elf", "a", Runner(), legacy=True)
+    with legacy.open("rb") as fh:
+        elf = ELFFile(fh)
+        syms = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()}
+        sp, pc = struct.unpack("<2I", elf.get_section_by_name(".vectors").data())
+        assert elf.get_section_by_name(".vectors")["sh_addr"] == 0x80000000
+        assert (sp, pc) == (syms["stack_top"], syms["_start"])
+        assert elf.get_section_by_name(".resource_table") is None
+        assert "resource_table" not in syms
+        assert syms["boot_record"] == 0x80FFF000
+    assert plain.read_bytes() != legacy.read_bytes()
+
 def _hmp(proc: subprocess.Popen, cmd: str | None) -> str:
     """One QEMU monitor command over stdio (None: none, read the banner); its output up
     to the next prompt."""

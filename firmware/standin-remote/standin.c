@@ -32,6 +32,20 @@
  * watchdog reset or a JTAG re-flash of an M core does), so it announces its
  * channels again while Linux still holds them.
  *
+ * Built with -DSTANDIN_LEGACY it speaks the transport of NXP's vendor
+ * imx_rpmsg instead (NXP linux-imx drivers/rpmsg/imx_rpmsg.c, 5.15.71), for
+ * a vendor kernel whose DT has an "fsl,imx8mq-rpmsg" node: no resource table
+ * (imx_rproc only loads and starts the image; imx_rpmsg creates the vdev
+ * itself), the two vrings of vdev 0 at the fixed addresses of that node's
+ * reg (set_vring_phy_buf(): vring 0 at the base, vring 1 at base + 0x8000),
+ * each RPMSG_NUM_BUFS / 2 = 256 entries aligned to RPMSG_VRING_ALIGN 4096
+ * (rp_find_vq()), zeroed and filled by Linux when the vdev registers; the
+ * link is up at Linux's first kick of vring 0 (virtio_rpmsg_bus.c
+ * rpmsg_probe() kicks its rx queue once its buffers are in; the MU message
+ * is the vq id << 16, imx_rpmsg_notify()), which the remote waits for
+ * after every start before it announces its channels.  The rxdb doorbell
+ * (general interrupt 1, used after an SCU partition reset) is never rung.
+ *
  * It runs at EL1 under the EL3 monitor's EL2 hold code (firmware/el3-monitor
  * remote_hold), which takes its timer tick and the stop at EL2.  Memory is
  * Device-nGnRnE with the MMU off: every access is naturally aligned (built
@@ -83,6 +97,15 @@ typedef uint64_t u64;
 #define VRING_ALIGN 4096u
 #define VRING_NUM 16u
 
+/* the vrings of imx_rpmsg's vdev 0: reg of the "fsl,imx8mq-rpmsg" node of
+ * kernel_configs/dts/nxp-5.15/imx8mp-evk-standin-qemu.dts (vdev0vring0/1 of
+ * NXP's imx8mp-evk-rpmsg.dts), laid out as imx_rpmsg.c set_vring_phy_buf()
+ * and rp_find_vq() do */
+#define LEGACY_VRING0 0x55000000u
+#define LEGACY_VRING_STRIDE 0x8000u
+#define LEGACY_VRING_NUM 256u /* RPMSG_NUM_BUFS / 2 */
+#define LEGACY_RX_VQ 0u       /* Linux's rx queue, base_vq_id 0 + index 0 */
+
 struct fw_rsc_vdev_vring {
 	u32 da, align, num, notifyid, pa;
 } __attribute__((packed));
@@ -100,6 +123,7 @@ struct standin_rsc_table {
 	struct fw_rsc_vdev vdev;
 } __attribute__((packed, aligned(8)));
 
+#ifndef STANDIN_LEGACY
 __attribute__((section(".resource_table"), used))
 volatile struct standin_rsc_table resource_table = {
 	.ver = 1,
@@ -116,6 +140,7 @@ volatile struct standin_rsc_table resource_table = {
 		},
 	},
 };
+#endif
 
 /* split virtqueue, VIRTIO 1.1 2.6.5 - 2.6.8 */
 struct vring_desc {
@@ -164,6 +189,7 @@ static struct {
 	struct vq to_linux, from_linux;
 	u32 starts;
 	int irq_in_flight; /* the MU interrupt raised, Linux's handler not yet done */
+	int rx_kicked; /* Linux kicked its rx queue (vq id 0) since this start */
 	int kick_linux;
 	int restart;
 } st;
@@ -257,7 +283,9 @@ static int mu_poll(void)
 		REG32(MU_SR) &= ~MU_RF(MU_CHAN);
 	}
 	if (REG32(MU_CR) & MU_TIE(MU_CHAN)) {
-		(void)REG32(MU_TR(MU_CHAN)); /* the vq id << 16, imx_rproc_kick() */
+		/* the vq id << 16 (imx_rproc_kick(), imx_rpmsg_notify()) */
+		if ((REG32(MU_TR(MU_CHAN)) >> 16) == LEGACY_RX_VQ)
+			st.rx_kicked = 1;
 		REG32(MU_SR) |= MU_TE(MU_CHAN);
 		kicked = 1;
 		if (st.kick_linux && (REG32(MU_CR) & MU_RIE(MU_CHAN))) {
@@ -277,15 +305,16 @@ static int mu_poll(void)
 
 /* -- virtqueues ------------------------------------------------------------------- */
 
+#ifndef STANDIN_LEGACY
 static volatile struct fw_rsc_vdev *vdev(void)
 {
 	return &resource_table.vdev;
 }
+#endif
 
-static void vq_init(struct vq *q, volatile struct fw_rsc_vdev_vring *r)
+static void vq_init(struct vq *q, uintptr_t base, u32 num, u32 align)
 {
-	uintptr_t base = r->da, used;
-	u32 num = r->num, align = r->align;
+	uintptr_t used;
 
 	q->num = num;
 	q->desc = (volatile struct vring_desc *)base;
@@ -442,9 +471,28 @@ static void serve_from_linux(void)
 	}
 }
 
+/* Linux's vdev is ready: DRIVER_OK in the resource table (remoteproc), or its
+ * first kick of vring 0 since this start (imx_rpmsg: no resource table) */
 static int driver_ok(void)
 {
+#ifdef STANDIN_LEGACY
+	return st.rx_kicked;
+#else
 	return (vdev()->status & VIRTIO_CONFIG_S_DRIVER_OK) != 0;
+#endif
+}
+
+static void vqs_init(void)
+{
+#ifdef STANDIN_LEGACY
+	vq_init(&st.to_linux, LEGACY_VRING0, LEGACY_VRING_NUM, VRING_ALIGN);
+	vq_init(&st.from_linux, LEGACY_VRING0 + LEGACY_VRING_STRIDE, LEGACY_VRING_NUM,
+		VRING_ALIGN);
+#else
+	vq_init(&st.to_linux, vdev()->vring[0].da, vdev()->vring[0].num, vdev()->vring[0].align);
+	vq_init(&st.from_linux, vdev()->vring[1].da, vdev()->vring[1].num,
+		vdev()->vring[1].align);
+#endif
 }
 
 void standin_main(void)
@@ -458,14 +506,14 @@ void standin_main(void)
 	st.starts = boot_record.starts;
 
 	for (;;) {
-		/* Linux sets DRIVER_OK once its rx buffers are in vring 0 */
+		/* Linux sets DRIVER_OK (legacy: kicks vring 0) once its rx buffers
+		 * are in vring 0 */
 		while (!driver_ok()) {
 			check_stop();
 			mu_poll();
 			sleep_tick();
 		}
-		vq_init(&st.to_linux, &vdev()->vring[0]);
-		vq_init(&st.from_linux, &vdev()->vring[1]);
+		vqs_init();
 		announce();
 		while (driver_ok() && !st.restart) {
 			check_stop();

@@ -49,6 +49,9 @@ STANDIN_CFLAGS: tuple[str, ...] = (
 #: Firmware file names of the two stand-in builds (tags ``a`` and ``b``): a restart
 #: test switches between them to show that the new file is the one running.
 STANDIN_FIRMWARE = ("rprockit-standin-a.elf", "rprockit-standin-b.elf")
+#: The same two builds in the legacy mode (``legacy=True`` of :func:`build_standin`),
+#: for NXP's vendor imx_rpmsg transport (vrings at fixed addresses, no resource table).
+STANDIN_LEGACY_FIRMWARE = ("rprockit-standin-legacy-a.elf", "rprockit-standin-legacy-b.elf")
 
 
 class El3BootError(UserError):
@@ -121,7 +124,8 @@ def boot_dtb(dtb: Path, initrd: Path, out: Path, initrd_addr: int = INITRD_ADDR)
     return out
 
 
-def build_standin(src_dir: Path, out: Path, tag: str, runner: Runner | None = None) -> Path:
+def build_standin(src_dir: Path, out: Path, tag: str, runner: Runner | None = None,
+                  legacy: bool = False) -> Path:
     """Build the stand-in remote core's image ``firmware/standin-remote``.
 
     Args:
@@ -130,6 +134,12 @@ def build_standin(src_dir: Path, out: Path, tag: str, runner: Runner | None = No
             ``m7_reserved``).
         tag: one lower-case letter or digit, built into the image (``STANDIN_TAG``) and
             answered to ``rprockit-status``, so a test can tell two builds apart.
+        runner: the command runner (a default one when None).
+        legacy: build the mode for NXP's vendor ``imx_rpmsg`` (``-DSTANDIN_LEGACY``): no
+            resource table, vdev 0's vrings at 0x55000000 and 0x55008000 (256 entries,
+            aligned to 4096 bytes), the link up at Linux's first kick of vring 0 (NXP
+            linux-imx 5.15.71 drivers/rpmsg/imx_rpmsg.c set_vring_phy_buf(),
+            rp_find_vq(), imx_rpmsg_notify()).
 
     Returns:
         ``out``.
@@ -150,6 +160,7 @@ def build_standin(src_dir: Path, out: Path, tag: str, runner: Runner | None = No
     for name in ("start.S", "standin.c"):
         obj = out.with_name(f"{out.stem}-{Path(name).stem}.o")
         runner.run([CC, *STANDIN_CFLAGS, f"-DSTANDIN_TAG=\"{tag}\"",
+                    *(["-DSTANDIN_LEGACY"] if legacy else []),
                     f"-ffile-prefix-map={src_dir}=.", "-c", name, "-o", str(obj)], cwd=src_dir)
         objs.append(str(obj))
     tmp = out.with_name(out.name + ".tmp")
