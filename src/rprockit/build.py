@@ -147,18 +147,27 @@ def dt_includes(profile: Profile, ws: Workspace, dts: Path) -> list[str]:
     return ["-I", str(dts_dir), "-I", str(include), "-I", str(dts.parent)]
 
 
-def build_board_dtb(profile: Profile, ws: Workspace, dts: Path, runner: Runner) -> Path:
+def build_board_dtb(profile: Profile, ws: Workspace, dts: Path, runner: Runner,
+                    out_dir: Path | None = None) -> Path:
     """Compile a board ``.dts`` from the repo against the tree's DT includes.
 
     The same two steps as the kernel's ``cmd_dtc`` (scripts/Makefile.lib):
     the C preprocessor with ``-nostdinc -undef -D__DTS__``, then the dtc that
     the kernel build produced (``O=/scripts/dtc/dtc``).
 
+    Args:
+        out_dir: where the DTB goes; None: ``<out>/rprockit-dtbs`` of the workspace
+            (a board DTS outside the profile's ``build.board_dts`` can go elsewhere,
+            leaving the build's outputs alone).
+
     Returns:
-        ``<out>/rprockit-dtbs/<name>.dtb``.
+        ``<out_dir>/<name>.dtb``.
+
+    Raises:
+        CommandError: the preprocessor or dtc fails (the hint names ``dts``).
     """
     dts_dir = ws.src / "arch" / profile.arch / "boot" / "dts"
-    out_dir = ws.out / "rprockit-dtbs"
+    out_dir = out_dir or ws.out / "rprockit-dtbs"
     out_dir.mkdir(parents=True, exist_ok=True)
     pre = out_dir / f"{dts.stem}.dts.tmp"
     dtb = out_dir / f"{dts.stem}.dtb"
