@@ -31,14 +31,23 @@ CYCLES = 3
 def standin_run():
     TEST_WS.mkdir(parents=True, exist_ok=True)
     env = {"HOME": _REAL_HOME, "RPROCKIT_ROOT": str(ROOT)}
-    proc = rprockit("all", "--profile", PROFILE, "--workspace", str(TEST_WS), "--skip",
-                    "verify", env=env)
+    proc = rprockit("all", "--profile", PROFILE, "--workspace", str(TEST_WS), "--target",
+                    str(ENV), "--skip", "verify", env=env)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     proc = rprockit("verify", "--profile", PROFILE, "--workspace", str(TEST_WS), "--target",
                     str(ENV), "--cycles", str(CYCLES), env=env)
     (TEST_WS / f"last-verify-standin-{PROFILE}.log").write_text(
         proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     return TEST_WS / PROFILE / "verify", proc
+
+
+def test_preflight_checks_the_dtb_the_target_boots(standin_run):
+    """The stand-in target boots imx8mp-evk-standin-qemu.dtb (its ``board_dtb``), whose cm
+    node has the MU's mbox-names; the profile's board DTB has none."""
+    report = json.loads((TEST_WS / PROFILE / "reports" / "preflight.json").read_text())
+    assert report["dtb"].endswith("/imx8mp-evk-standin-qemu.dtb"), report["dtb"]
+    status = {c["id"]: c["status"] for c in report["checks"]}
+    assert status["dt.mbox"] == "pass", status
 
 
 def check(summary: dict, name: str) -> dict:

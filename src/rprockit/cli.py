@@ -573,12 +573,12 @@ def loop(c, profile=None, workspace=None, target=None, cycles=0, base_config=Non
 
 
 @task(name="all", help={**HELP, "skip": "comma-separated stages to skip, e.g. verify",
-                        "cycles": CYCLES_HELP, "mirror": MIRROR_HELP})
+                        "target": TARGET_HELP, "cycles": CYCLES_HELP, "mirror": MIRROR_HELP})
 @user_errors
-def all_(c, profile=None, workspace=None, skip="", cycles=0, mirror=None):
+def all_(c, profile=None, workspace=None, skip="", target=None, cycles=0, mirror=None):
     """Run every stage in order: fetch, patch, configure, build, preflight, verify."""
-    results = _run(_context(c, profile, workspace, cycles=cycles, mirror=mirror), "verify",
-                   skip=skip)
+    results = _run(_context(c, profile, workspace, target=target, cycles=cycles,
+                            mirror=mirror), "verify", skip=skip)
     total = sum(r.seconds for r in results)
     print(f"pipeline finished in {total:.1f} s: "
           + ", ".join(f"{r.stage} {r.seconds:.1f}s{' (skipped)' if r.skipped else ''}"

@@ -17,7 +17,18 @@ from . import check_firmware
 
 
 def _dtb(ctx: StageContext, man: Manifest) -> Path | None:
-    """The board DTB, else the build's first DTB (by name), else None."""
+    """The DTB the target boots (its ``board_dtb`` setting), else the board DTB, else the
+    build's first DTB (by name), else None.
+
+    Raises:
+        UserError: the target names a DTB the build did not make.
+    """
+    if ctx.target_env is not None:
+        from ..verify.stage import board_dtb
+
+        named = board_dtb(ctx, man)
+        if named is not None:
+            return named
     return man.board_dtb(ctx.profile.board_dts) or next(iter(man.dtbs), None)
 
 
