@@ -250,3 +250,45 @@ def test_imx_rpmsg_reload_after_remote_restart_brings_rpmsg_back(built515, tmp_p
           *[ln for ln in klog if "rpmsg" in ln.lower() or "rproc" in ln][:40], sep="\n")
     assert seen == counts, seen
     assert not bad, bad
+
+
+
+def test_imx_rpmsg_loaded_before_the_remote_runs(built515, tmp_path):
+    """The order a vendor BSP avoids by starting the M core before Linux: imx_rpmsg
+    loaded while the remote is stopped.
+
+    Expected from the source: virtio_rpmsg_bus's first kick of its rx queue waits
+    20 ms for the MU (imx_rpmsg_notify(): tx_tout 20 for the first notify), times
+    out (mailbox.c mbox_send_message(): -ETIME), and virtqueue_notify() marks the
+    queue broken (virtio_ring.c), so vring_interrupt() drops what the remote sends:
+    no channel once it runs.  The kick stays in TR1 with TIE1 set, so the remote
+    takes it when it starts and announces its channels once, into that broken
+    queue (the stand-in, like an rpmsg-lite remote, announces once per start: at
+    the first kick of vring 0).  So ``rmmod imx_rpmsg; modprobe imx_rpmsg`` alone
+    brings nothing back; a restart of the remote and then the reload do."""
+    man, ws, profile = built515
+    images = _images(tmp_path, man, ws, profile)
+    with _booted(images) as (sh, _boot_s):
+        sh.check("modprobe imx_rproc && modprobe virtio_rpmsg_bus && modprobe imx_rpmsg_tty && "
+                 "modprobe imx_rpmsg")
+        sh.check(f"cp /lib/firmware/{STANDIN_LEGACY_FIRMWARE[0]} /lib/firmware/{FW} && "
+                 f"echo {FW} > {RPROC}/firmware && echo start > {RPROC}/state && sleep 2")
+        started = _channels(sh, None)
+        sh.check("rmmod imx_rpmsg && modprobe imx_rpmsg && sleep 2")
+        reloaded = _channels(sh, None)
+        sh.check(f"echo stop > {RPROC}/state && echo start > {RPROC}/state && "
+                 "rmmod imx_rpmsg && modprobe imx_rpmsg")
+        restarted = _channels(sh)
+        echo = _roundtrip(sh, "rprockit-late", "rprockit-late")
+        sh.check(f"echo stop > {RPROC}/state")
+        klog = _klog(sh)
+    created = [ln for ln in klog if f"creating channel {CHANNEL}" in ln]
+    online = [ln for ln in klog if "rpmsg host is online" in ln]
+    print(EMULATED, f"imx_rpmsg loaded, then the remote started: channels {started}",
+          f"rmmod/modprobe imx_rpmsg: channels {reloaded}",
+          f"remote restarted, then rmmod/modprobe imx_rpmsg: channels {restarted}, echo "
+          f"{'ok' if 'rprockit-late' in echo else 'NONE'}", *created, *online, sep="\n")
+    assert CHANNEL not in started, started
+    assert CHANNEL not in reloaded, reloaded
+    assert CHANNEL in restarted and "rprockit-late" in echo, (restarted, echo)
+    assert len(online) == 3 and len(created) == 1, (online, created)
