@@ -9,6 +9,7 @@ with the facts, and a real ``sh`` runs the kernel-log reader against a
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -31,7 +32,7 @@ from rprockit.verify.integrity import (
 )
 from rprockit.verify.results import render_table
 from rprockit.verify.suite.test_rproc import is_error
-from rprockit.verify.target_shell import TargetShell
+from rprockit.verify.target_shell import CONSOLE_MAX_LINE, TargetShell
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -277,6 +278,23 @@ def test_poll_dmesg_survives_ring_buffer_wrap(tmp_path, monkeypatch):
     log.write_text(log.read_text() + "[   10.000000] remoteproc0: e\n[   11.000000] f\n")
     assert sh.poll_dmesg() == 7 and sh.klog[-2:] == ["[   10.000000] remoteproc0: e",
                                                      "[   11.000000] f"]
+
+
+def test_for_each_splits_a_long_list_into_console_lines(tmp_path):
+    """Seven module paths under /lib/modules/<release>/updates/ (NXP 5.15's set) made one
+    1271-byte loop, too long for a serial console line; for_each splits it."""
+    paths = [str(tmp_path / f"lib/modules/5.15.71-g68eba1f9713e/updates/{'m' * 60}{i}.ko")
+             for i in range(40)]
+    for p in paths[::2]:
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+        Path(p).write_text("")
+    sh = TargetShell(LocalSh())
+    out = sh.for_each(paths, '[ -e "$f" ] && echo "$f"')
+    assert out.split() == paths[::2]
+    cmds = [c for c, *_ in sh.transcript]
+    assert len(cmds) > 1 and all(len(shlex.quote(c)) <= CONSOLE_MAX_LINE for c in cmds)
+    with pytest.raises(ValueError, match="too long for a console line"):
+        sh.for_each(["x" * 2000], "echo $f")
 
 
 def test_is_error_and_expected_mu_line():

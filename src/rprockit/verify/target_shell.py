@@ -90,6 +90,29 @@ class TargetShell:
     _seen_at_last_ts: set[str] = field(default_factory=set)
     _dmesg_ok: bool | None = None
 
+    def for_each(self, items: list[str], body: str, timeout: float = 30.0) -> str:
+        """Run ``for f in ITEMS; do BODY; done; true`` in as few commands as fit a console
+        line (:data:`CONSOLE_MAX_LINE`; one command over SSH); return their stdout, joined.
+
+        Args:
+            items: the loop's words (quoted here with :func:`q`).
+            body: the loop body, a shell command line that reads ``$f``.
+            timeout: seconds per command.
+
+        Raises:
+            ValueError: one item alone makes the command too long for a console line.
+        """
+        head, tail = "for f in ", f"; do {body}; done; true"
+        batches: list[list[str]] = [[]]
+        for item in (q(i) for i in items):
+            cmd = head + " ".join([*batches[-1], item]) + tail
+            if batches[-1] and not isinstance(self.driver, SSHCommand) and \
+                    len(shlex.quote(cmd)) > CONSOLE_MAX_LINE:
+                batches.append([])
+            batches[-1].append(item)
+        outs = [self.run(head + " ".join(b) + tail, timeout=timeout)[0] for b in batches if b]
+        return "\n".join(o for o in outs if o)
+
     def run(self, cmd: str, timeout: float = 30.0) -> tuple[str, int]:
         """Run ``cmd`` (a shell command line built with :func:`q`); return (stdout, rc).
 

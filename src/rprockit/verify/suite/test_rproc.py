@@ -103,8 +103,7 @@ def _target_module_files(shell, names: list[str], release: str) -> dict[str, str
     (one command for every candidate: each command is a round trip to the target)."""
     cands = {n: _candidates(shell, n, release) for n in names}
     every = [c for cs in cands.values() for c in cs]
-    out, _ = shell.run("for f in " + " ".join(q(c) for c in every)
-                       + '; do [ -e "$f" ] && echo "$f"; done; true')
+    out = shell.for_each(every, '[ -e "$f" ] && echo "$f"')
     present = set(out.split())
     found: dict[str, str | None] = {}
     for n, cs in cands.items():
@@ -128,8 +127,7 @@ def test_module_vermagic(shell, manifest, record_property):
     rows, bad = [], []
     files = _target_module_files(shell, list(manifest.load_order), release)
     paths = [p for p in files.values() if p]
-    out, _ = shell.run("for f in " + " ".join(q(p) for p in paths) + '; do '
-                       'v=$(modinfo -F vermagic "$f" 2>&1); echo "VM|$?|$f|$v"; done; true')
+    out = shell.for_each(paths, 'v=$(modinfo -F vermagic "$f" 2>&1); echo "VM|$?|$f|$v"')
     magic = {m[2]: (int(m[1]), m[3]) for ln in out.splitlines()
              if len(m := ln.split("|", 3)) == 4 and m[0] == "VM"}
     for name in list(manifest.load_order):
