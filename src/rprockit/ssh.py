@@ -85,6 +85,8 @@ class RemoteCommandError(TargetError):
                          f"--- target output ---\n{tail}{hint}")
 
 CHUNK = 32 * 1024
+#: Seconds to wait for the end of a command's output after its exit status arrived.
+EOF_GRACE = 1.0
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 
 #: progress(sent_bytes, total_bytes) during an upload.
@@ -344,6 +346,7 @@ class SSHTransport:
                  ) -> tuple[int, bytes, bytes]:
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout if timeout else None
+        exited = 0.0
         while True:
             busy = False
             if chan.recv_ready():
@@ -354,14 +357,23 @@ class SSHTransport:
                 busy = True
             if busy:
                 continue
+            # OpenSSH may send the exit status before the last output: wait for the EOF
+            # too, a while (a background child of the command may hold the output open)
             if chan.exit_status_ready():
-                break
+                exited = exited or time.monotonic()
+                if chan.eof_received or chan.closed or time.monotonic() - exited > EOF_GRACE:
+                    break
             if chan.closed or not self.is_active:
                 raise EOFError("channel closed before the command's exit status arrived")
             if deadline and time.monotonic() > deadline:
                 chan.close()
                 raise TimeoutError(f"no exit status after {timeout} s")
             time.sleep(0.002)
+        # what arrived between the checks above and the EOF
+        while chan.recv_ready():
+            out += chan.recv(65536)
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
         rc = chan.recv_exit_status()
         chan.close()
         return rc, bytes(out), bytes(err)
