@@ -22,8 +22,8 @@ from .errors import (
     TargetConnectionError,
 )
 from .install import Layout
-from .precheck import OPTIONAL_TOOLS, Findings, run_prechecks, target_release, tools
-from .remote import RemoteShell, sh
+from .precheck import OPTIONAL_TOOLS, Findings, run_prechecks, target_release
+from .remote import RemoteShell, sh, tools
 from ..ssh import SSHTransport, transport_for
 
 log = logging.getLogger("rprockit.deploy")

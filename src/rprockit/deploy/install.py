@@ -51,13 +51,40 @@ rm -rf "$state/backup"
 mv "$state/backup.new" "$state/backup"
 """
 
-SWITCH_SCRIPT = r"""
+#: An empty ``new/`` ($1), then for each (group, install dir, name, sha256) a copy of the
+#: installed file when its sha256 is that one; prints ``<group>/<name>`` per copy.
+REUSE_SCRIPT = r"""
 set -e
-src=$1; dest=$2; shift 2
-mkdir -p "$dest"
-while [ $# -gt 0 ] && [ "$1" != "--" ]; do mv -f "$src/$1" "$dest/$1"; shift; done
-if [ $# -gt 0 ]; then shift; fi
-for n; do rm -f "$dest/$n"; done
+new=$1; shift
+rm -rf "$new"
+mkdir -p "$new/modules" "$new/firmware"
+while [ $# -ge 4 ]; do
+  g=$1; dest=$2; name=$3; sum=$4; shift 4
+  if [ -f "$dest/$name" ] && got=$(sha256sum "$dest/$name" 2>/dev/null) \
+      && [ "${got%% *}" = "$sum" ] && cp -p "$dest/$name" "$new/$g/$name"; then
+    echo "$g/$name"
+  fi
+done
+"""
+
+#: The whole switch in one command: the record ($1, from stdin) as ``<record>.new``,
+#: then per group ``src dest names... -- gone... --`` (rename the staged files over
+#: the installed ones, remove the gone ones), the record renamed into place, ``new/``
+#: ($2) removed.
+SWITCH_ALL_SCRIPT = r"""
+set -e
+record=$1; new=$2; shift 2
+cat > "$record.new"
+while [ $# -gt 0 ]; do
+  src=$1; dest=$2; shift 2
+  mkdir -p "$dest"
+  while [ "$1" != "--" ]; do mv -f "$src/$1" "$dest/$1"; shift; done
+  shift
+  while [ "$1" != "--" ]; do rm -f "$dest/$1"; shift; done
+  shift
+done
+mv -f "$record.new" "$record"
+rm -rf "$new"
 """
 
 RESTORE_SCRIPT = r"""
@@ -160,9 +187,13 @@ def stage(remote: RemoteShell, layout: Layout, files: dict[str, list[LocalFile]]
             file's sha256 differs. The installed files are untouched; the staging
             directory is removed when the link is still up.
     """
-    remote.run(sh('set -e; rm -rf "$1"; mkdir -p "$1/modules" "$1/firmware"', layout.new))
+    have = _stage_installed(remote, layout, files)
     for group, items in files.items():
         for f in items:
+            if f"{group}/{f.name}" in have:
+                if progress:
+                    progress(f.name, f.size, f.size)
+                continue
             dest = f"{layout.new}/{group}/{f.name}"
             cb = (lambda s, t, n=f.name: progress(n, s, t)) if progress else None
             try:
@@ -197,6 +228,21 @@ def stage(remote: RemoteShell, layout: Layout, files: dict[str, list[LocalFile]]
         raise UploadError(f"on {remote.where}: sha256 of the staged file(s) {', '.join(bad)} "
                           "differs from the local artifact (corrupted transfer); installed "
                           "files were not changed; deploy again")
+
+
+def _stage_installed(remote: RemoteShell, layout: Layout,
+                     files: dict[str, list[LocalFile]]) -> set[str]:
+    """Make an empty ``new/`` and copy into it each installed file whose sha256 on the
+    target is the local one's (:data:`REUSE_SCRIPT`): only the files that changed
+    cross the link.  The copies are checked with the uploads afterwards.
+
+    Returns:
+        ``{"<group>/<name>"}`` of the files staged from the installed ones.
+    """
+    args = [a for g, items in files.items() for f in items
+            for a in (g, layout.dest(g), f.name, f.sha256)]
+    out = remote.run(sh(REUSE_SCRIPT, layout.new, *args)).stdout
+    return {ln.strip() for ln in out.splitlines() if ln.strip()}
 
 
 def _discard_after_drop(remote: RemoteShell, layout: Layout) -> bool:
@@ -247,16 +293,14 @@ def switch(remote: RemoteShell, layout: Layout, files: dict[str, list[LocalFile]
         RemoteCommandError: a step failed; call :func:`restore` to go back.
     """
     new_names = {g: [f.name for f in items] for g, items in files.items()}
-    remote.run(sh('cat > "$1"', f"{layout.record}.new"),
-               input=json.dumps(record, indent=2, sort_keys=True).encode())
+    args: list[str] = []
     for g in GROUPS:
         gone = sorted(set(installed_names(old, g)) - set(new_names.get(g, [])))
         names = new_names.get(g, [])
         if names or gone:
-            remote.run(sh(SWITCH_SCRIPT, f"{layout.new}/{g}", layout.dest(g), *names, "--",
-                          *gone))
-    remote.run(["mv", "-f", f"{layout.record}.new", layout.record])
-    remote.run(["rm", "-rf", layout.new])
+            args += [f"{layout.new}/{g}", layout.dest(g), *names, "--", *gone, "--"]
+    remote.run(sh(SWITCH_ALL_SCRIPT, layout.record, layout.new, *args),
+               input=json.dumps(record, indent=2, sort_keys=True).encode())
 
 
 def restore(remote: RemoteShell, layout: Layout, current: dict | None,

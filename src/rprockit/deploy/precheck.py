@@ -11,7 +11,7 @@ from ..running import ReleaseParts, check_crcs, has_crcs, read_symvers, release_
 from ..target import TargetDesc
 from .artifacts import CheckedArtifacts, DeployArtifacts
 from .install import Layout
-from .remote import DiskFree, RemoteShell, disk_free, probe_writable, tools
+from .remote import DiskFree, RemoteShell, check_dirs, release_and_tools
 
 #: Tools looked up on the target; sha256sum, df, mv, ln, cp, rm, cat, mkdir are required.
 REQUIRED_TOOLS = ("sha256sum", "df", "mv", "ln", "cp", "rm", "cat", "mkdir")
@@ -52,8 +52,7 @@ def run_prechecks(remote: RemoteShell, target: TargetDesc, artifacts: DeployArti
     Returns:
         The findings and the layout for the target's release.
     """
-    release = target_release(remote)
-    found = tools(remote, REQUIRED_TOOLS + OPTIONAL_TOOLS)
+    release, found = release_and_tools(remote, REQUIRED_TOOLS + OPTIONAL_TOOLS)
     f = Findings(release, found)
     layout = Layout.for_target(target, release)
     _check_release(f, artifacts, checked)
@@ -67,8 +66,9 @@ def run_prechecks(remote: RemoteShell, target: TargetDesc, artifacts: DeployArti
         dirs["modules_dir"] = layout.modules
     if checked.firmware:
         dirs["firmware_dir"] = layout.firmware
-    frees = {key: disk_free(remote, d) for key, d in dirs.items()}
-    _check_writable(f, remote, dirs, frees)
+    checked_dirs = check_dirs(remote, sorted(set(dirs.values())))  # one round trip
+    frees = {key: checked_dirs[d][0] for key, d in dirs.items()}
+    _check_writable(f, {key: checked_dirs[d][1] for key, d in dirs.items()}, dirs, frees)
     _check_same_fs(f, frees)
     _check_space(f, frees["staging_dir"], checked)
     return f, layout
@@ -120,10 +120,10 @@ def check_symbol_crcs(artifacts: DeployArtifacts) -> list[str]:
     return check_crcs(versions, ref, str(artifacts.symvers), own)
 
 
-def _check_writable(f: Findings, remote: RemoteShell, dirs: dict[str, str],
+def _check_writable(f: Findings, errors: dict[str, str | None], dirs: dict[str, str],
                     frees: dict[str, DiskFree]) -> None:
     for key, d in dirs.items():
-        err = probe_writable(remote, d)
+        err = errors[key]
         if err is None:
             continue
         where = frees[key].existing

@@ -25,6 +25,8 @@ only for loadable modules), or it is listed in ``/lib/modules/<release>/modules.
 from __future__ import annotations
 
 import enum
+import re
+import shlex
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +56,30 @@ for m; do
 done
 """
 
+#: Reload steps that run together in one command on the target (:meth:`Executor.run`).
+BATCHED = frozenset({"rproc-stop", "rmmod", "modprobe", "insmod", "fw-path"})
+
+#: Run each argument (a command line of quoted words, :func:`shlex.join`) in turn;
+#: at the first that fails print its output on stderr and ``rprockit-step <n> <rc>``.
+BATCH_SCRIPT = r"""
+i=0
+for c; do
+  i=$((i + 1))
+  out=$(eval "$c" 2>&1) || { rc=$?; printf '%s\n' "$out" >&2; echo "rprockit-step $i $rc"; exit 1; }
+done
+exit 0
+"""
+
+#: ``modprobe -D`` for each module name ($2...), each answer framed by markers.
+RESOLVE_SCRIPT = r"""
+mp=$1; shift
+for m; do
+  echo "rprockit-module $m"
+  "$mp" -D "$m" 2>/dev/null
+  echo "rprockit-rc $?"
+done
+exit 0
+"""
 
 
 def default_fw_dirs(release: str) -> tuple[str, ...]:
@@ -260,21 +286,94 @@ class Executor:
         self.root_prefix = root_prefix
         self.settle = settle
         self.installed = dict(installed or {})
+        self._offline: tuple[str, str] | None = None  # (step arg, instance) set offline
 
     def run(self, steps: Sequence[ReloadStep]) -> list[str]:
         """Execute ``steps`` in order; return the log of what was done.
 
+        Consecutive steps of :data:`BATCHED` run as one command on the target
+        (:data:`BATCH_SCRIPT`: each step's command in turn, stopping at the first
+        that fails), since each command is a round trip: the stop, the unloads and
+        the loads of a reload are two or three commands instead of one per module.
+
         Raises:
             StepFailed: naming the step and the target's error.
         """
-        done = []
-        for step in steps:
+        done: list[str] = []
+        i = 0
+        while i < len(steps):
+            j = i
+            while j < len(steps) and steps[j].action in BATCHED:
+                j += 1
+            if j > i:
+                done += self._batch(steps[i:j])
+                i = j
+                continue
+            step = steps[i]
             try:
                 did = getattr(self, "_" + step.action.replace("-", "_"))(step)
             except RemoteCommandError as e:
                 raise StepFailed(step, e.output.strip() or str(e)) from e
             done.append(did or step.describe())
+            i += 1
         return done
+
+    def _batch(self, steps: Sequence[ReloadStep]) -> list[str]:
+        """Run ``steps`` (all of :data:`BATCHED`) as one command; their log lines."""
+        names = [s.arg for s in steps if s.action == "modprobe" and not self.root_prefix
+                 and s.arg in self.installed]
+        resolved = self.resolve_all(names) if names else {}
+        lines, logs = [], []
+        for s in steps:
+            argv, did = self._argv(s, resolved)
+            lines.append(shlex.join(argv))
+            logs.append(did or s.describe())
+        res = self.remote.run(sh(BATCH_SCRIPT, *lines), check=False)
+        if res.returncode != 0:
+            m = re.search(r"^rprockit-step (\d+) (\d+)$", res.stdout, re.MULTILINE)
+            k = int(m.group(1)) - 1 if m and 0 < int(m.group(1)) <= len(steps) else 0
+            cause = res.stderr.strip() or (f"exit code {m.group(2)}" if m else
+                                           f"exit code {res.returncode}")
+            raise StepFailed(steps[k], cause)
+        return logs
+
+    def _argv(self, step: ReloadStep, resolved: Mapping[str, str | None]
+              ) -> tuple[list[str], str | None]:
+        """The command of one batched step, and its log line when not ``describe()``."""
+        if step.action == "rproc-stop":
+            return sh(ECHO_SCRIPT, "stop", self._state_path(step.arg)), None
+        if step.action == "fw-path":
+            return sh(ECHO_SCRIPT, step.value,
+                      f"{self.sysfs}/module/firmware_class/parameters/path"), None
+        if step.action == "rmmod":
+            return [self.tools.get("rmmod", "rmmod"), step.arg], None
+        if step.action == "insmod":
+            return [self.tools.get("insmod", "insmod"), step.arg], None
+        path = self.installed.get(step.arg)
+        if path and step.arg in resolved and resolved[step.arg] not in (None, path):
+            return ([self.tools.get("insmod", "insmod"), path],
+                    f"insmod {path}  # modprobe {step.arg} resolves to another file")
+        argv = [self.tools.get("modprobe", "modprobe")]
+        if self.root_prefix:
+            argv += ["-d", self.root_prefix]
+        return [*argv, step.arg], None
+
+    def resolve_all(self, names: Sequence[str]) -> dict[str, str | None]:
+        """:meth:`resolves_to` for each of ``names``, in one command on the target."""
+        res = self.remote.run(sh(RESOLVE_SCRIPT, self.tools.get("modprobe", "modprobe"),
+                                 *names), check=False)
+        out: dict[str, str | None] = dict.fromkeys(names)
+        current = None
+        for line in res.stdout.splitlines():
+            if line.startswith("rprockit-module "):
+                current = line.split(" ", 1)[1]
+            elif line.startswith("rprockit-rc "):
+                if line.split(" ", 1)[1] != "0" and current in out:
+                    out[current] = None
+                current = None
+            elif current in out and line.startswith("insmod ") and len(line.split()) > 1:
+                out[current] = line.split()[1]
+        return out
 
     def _echo(self, value: str, path: str) -> None:
         self.remote.run(sh(ECHO_SCRIPT, value, path))
@@ -297,7 +396,7 @@ class Executor:
             if time.monotonic() > end:
                 raise StepFailed(step, f"no remote processor {step.arg or ''} appeared under "
                                  f"{self.sysfs}/class/remoteproc within {self.settle} s")
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     def _rproc_stop(self, step: ReloadStep) -> None:
         self._echo("stop", self._state_path(step.arg))
@@ -342,8 +441,14 @@ class Executor:
         if r.state in ("running", "attached"):
             self._echo("stop", self._state_path(r.instance))
         self._echo(step.value, f"{self.sysfs}/class/remoteproc/{r.instance}/firmware")
+        # the firmware is only accepted offline: the start that follows need not look again
+        self._offline = (step.arg, r.instance)
 
     def _rproc_start(self, step: ReloadStep) -> None:
+        offline, self._offline = self._offline, None
+        if offline is not None and offline[0] == step.arg:
+            self._echo("start", self._state_path(offline[1]))
+            return
         r = self._resolve(step)
         if r.state not in ("running", "attached"):
             self._echo("start", self._state_path(r.instance))
@@ -357,4 +462,4 @@ class Executor:
             if time.monotonic() > end:
                 raise StepFailed(step, f"{r.instance} state is '{r.state}', expected "
                                  f"'{step.value}' after {self.settle} s")
-            time.sleep(0.2)
+            time.sleep(0.05)

@@ -9,12 +9,13 @@ which busybox provides; ``stat`` is avoided because its options differ.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 
-from ..ssh import RemoteResult, UploadProgress
+from ..ssh import RemoteCommandError, RemoteResult, UploadProgress
 
 
 class RemoteShell(Protocol):
@@ -136,6 +137,58 @@ def probe_writable(remote: RemoteShell, directory: str) -> str | None:
     """
     res = remote.run(sh(PROBE_SCRIPT, directory), check=False)
     return None if res.returncode == 0 else (res.stderr.strip() or f"exit {res.returncode}")
+
+
+#: :data:`DF_SCRIPT` and :data:`PROBE_SCRIPT` ($1, $2) for each directory ($3...), each
+#: answer followed by ``rprockit-df <rc>`` / ``rprockit-probe <rc>``: one round trip.
+DIRS_SCRIPT = r"""
+df=$1; probe=$2; shift 2
+for d; do
+  sh -c "$df" sh "$d"; echo "rprockit-df $?"
+  sh -c "$probe" sh "$d" 2>&1; echo "rprockit-probe $?"
+done
+exit 0
+"""
+
+
+def check_dirs(remote: RemoteShell, directories: Sequence[str]
+               ) -> dict[str, tuple[DiskFree, str | None]]:
+    """:func:`disk_free` and :func:`probe_writable` of each directory, in one command.
+
+    Returns:
+        ``{directory: (free space, None when writable else the target's error)}``.
+
+    Raises:
+        RemoteCommandError: df failed for a directory.
+        ValueError: df's output could not be parsed (message quotes it).
+    """
+    argv = sh(DIRS_SCRIPT, DF_SCRIPT, PROBE_SCRIPT, *directories)
+    out = remote.run(argv).stdout.splitlines()
+    found: dict[str, tuple[DiskFree, str | None]] = {}
+    for d in directories:
+        i = next(k for k, ln in enumerate(out) if ln.startswith("rprockit-df "))
+        df_lines, rc = out[:i], int(out[i].split()[1])
+        if rc != 0:
+            raise RemoteCommandError(remote.where, shlex.join(sh(DF_SCRIPT, d)), rc,
+                                     "\n".join(df_lines))
+        j = next(k for k, ln in enumerate(out) if ln.startswith("rprockit-probe "))
+        probe, prc = out[i + 1:j], int(out[j].split()[1])
+        out = out[j + 1:]
+        existing = df_lines[0].strip() if df_lines else d
+        free = DiskFree(d, existing, *parse_df(df_lines[1:]))
+        found[d] = (free, None if prc == 0 else ("\n".join(probe).strip() or f"exit {prc}"))
+    return found
+
+
+def release_and_tools(remote: RemoteShell, names: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """``uname -r`` and :func:`tools` in one command on the target.
+
+    Raises:
+        RemoteCommandError: uname failed.
+    """
+    out = remote.run(sh("uname -r || exit 1\n" + TOOLS_SCRIPT, *names)).stdout.splitlines()
+    found = dict(line.split("=", 1) for line in out[1:] if "=" in line)
+    return (out[0].strip() if out else ""), {k: v for k, v in found.items() if k in names}
 
 
 def read_text(remote: RemoteShell, path: str) -> str | None:
