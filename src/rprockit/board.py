@@ -233,6 +233,7 @@ def iterate(ctx, env: Path, say=print) -> LoopResult:
         UserError: any stage's error (a refused deploy, a failed check).
     """
     from .deploy import DeployArtifacts, deploy
+    from .deploy.api import open_transport
     from .files import write_json_atomic
     from .pipeline import run_modules_only, run_stage
     from .verify.stage import QUICK_STAGE as VERIFY
@@ -254,16 +255,24 @@ def iterate(ctx, env: Path, say=print) -> LoopResult:
     last = ctx.ws.load_state("loop") or {}
     key = {"manifest_id": arts.manifest_id, "env": str(env), "holder": holder}
     deployed = last.get("deployed") != key or holder is None
-    if deployed:
-        ctx.ws.clear_state(VERIFY.name)  # the board's modules change: check again
-        res = deploy(desc, arts, reload=True, accept_new_host_key=ctx.accept_new_host_key)
-        say(f"[deploy] {len(res.installed)} files on {res.where} ({res.release}), reloaded, "
-            f"in {res.seconds:.1f} s")
-        write_json_atomic(state_file, {"fingerprint": "", "deployed": key})
-    else:
-        say(f"[deploy] manifest {arts.manifest_id} is already on the running board")
-    t2 = time.monotonic()
-    ver = run_stage(VERIFY, ctx)
+    with contextlib.ExitStack() as conn:
+        if deployed:
+            # one SSH connection for the deploy, the reload and the quick checks
+            remote = conn.enter_context(open_transport(
+                desc, accept_new_host_key=ctx.accept_new_host_key))
+            ctx.transport = remote
+            ctx.ws.clear_state(VERIFY.name)  # the board's modules change: check again
+            res = deploy(desc, arts, reload=True, transport=remote)
+            say(f"[deploy] {len(res.installed)} files on {res.where} ({res.release}), "
+                f"reloaded, in {res.seconds:.1f} s")
+            write_json_atomic(state_file, {"fingerprint": "", "deployed": key})
+        else:
+            say(f"[deploy] manifest {arts.manifest_id} is already on the running board")
+        t2 = time.monotonic()
+        try:
+            ver = run_stage(VERIFY, ctx)
+        finally:
+            ctx.transport = None
     say(f"[verify] {'up to date, skipped' if ver.skipped else 'done'} in {ver.seconds:.1f} s: "
         f"{ver.summary}")
     t3 = time.monotonic()

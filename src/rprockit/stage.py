@@ -47,6 +47,9 @@ class StageContext:
         quick: verify: the inner-loop subset of the suite (:data:`rprockit.verify.QUICK`).
         modules_only: verify/deploy: the modules-only build's outputs
             (``<ws>/modules``) instead of the full build's ``artifacts/``.
+        transport: verify: an open SSH connection to the target (an
+            :class:`rprockit.ssh.SSHTransport`) that the quick checks use instead of
+            opening their own: the one the inner loop's deploy used; or None.
     """
 
     @property
@@ -69,6 +72,7 @@ class StageContext:
     match_release: str | None = None
     quick: bool = False
     modules_only: bool = False
+    transport: Any = None
 
     @property
     def target_env(self) -> Path | None:

@@ -22,6 +22,10 @@ def pytest_addoption(parser):
     parser.getgroup("rprockit").addoption("--rprockit-results", help="results directory")
 
 
+def pytest_sessionstart(session):
+    _checks.clear()  # a second in-process run (run_verify in_process) starts empty
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_logreport(report):
     name = report.nodeid.split("::")[-1]

@@ -170,7 +170,8 @@ def run(ctx: StageContext) -> Outcome:
     with acquired_env(env, ctx.runner, ctx.say):
         res = run_verify(env, man.path, results, ctx.ws.artifacts, cycles, ctx.runner,
                          ctx.progress, accept_new_host_key=ctx.accept_new_host_key,
-                         dtb=dtb, extra_pytest_args=quick)
+                         dtb=dtb, extra_pytest_args=quick, in_process=ctx.quick,
+                         transport=ctx.transport if ctx.quick else None)
     ctx.say(res.table)
     if not res.passed:
         raise VerifyFailed(res)

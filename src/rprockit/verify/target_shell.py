@@ -227,7 +227,8 @@ def _has_driver(target, name: str) -> Any:
 
 
 @contextlib.contextmanager
-def open_shell(target, env_file: Path, accept_new_host_key: bool = False) -> Iterator[TargetShell]:
+def open_shell(target, env_file: Path, accept_new_host_key: bool = False,
+               transport: SSHTransport | None = None) -> Iterator[TargetShell]:
     """A :class:`TargetShell` on a labgrid target; powers the emulated board on and off.
 
     * ``QEMUDriver``: boot QEMU, use the console ``ShellDriver``; QEMU is stopped on exit.
@@ -243,6 +244,8 @@ def open_shell(target, env_file: Path, accept_new_host_key: bool = False) -> Ite
         env_file: its environment file (rprockit's settings: known_hosts, sudo,
             root_prefix, connect timeout).
         accept_new_host_key: record an unknown SSH host key instead of refusing it.
+        transport: an open SSH connection to the same target to use (and leave open)
+            instead of a new one, for a ``NetworkService`` target.
 
     Raises:
         HostKeyUnknownError, HostKeyMismatchError, TargetConnectionError: SSH.
@@ -260,13 +263,16 @@ def open_shell(target, env_file: Path, accept_new_host_key: bool = False) -> Ite
         finally:
             target.deactivate(qemu)  # stops QEMU
         return
+    if desc.ssh is not None and transport is not None:
+        yield TargetShell(SSHCommand(transport), desc)  # the caller's: it closes it
+        return
     if desc.ssh is not None:
-        transport = transport_for(desc, accept_new_host_key=accept_new_host_key)
-        transport.connect()
+        own = transport_for(desc, accept_new_host_key=accept_new_host_key)
+        own.connect()
         try:
-            yield TargetShell(SSHCommand(transport), desc)
+            yield TargetShell(SSHCommand(own), desc)
         finally:
-            transport.close()
+            own.close()
         return
     yield TargetShell(target.get_driver("CommandProtocol"), desc)
 

@@ -89,7 +89,8 @@ def shell(target, request, results_dir, emulated):
     request.config._rprockit_emulated = emulated
     env_file = Path(request.config.getoption("--lg-env"))
     accept = request.config.getoption("--rprockit-accept-new-host-key")
-    with open_shell(target, env_file, accept) as sh:
+    shared = getattr(request.config, "rprockit_transport", None)  # run_verify in_process
+    with open_shell(target, env_file, accept, transport=shared) as sh:
         sh.start_dmesg()
         sh.poll_dmesg()
         request.config._rprockit_shell = sh
@@ -128,10 +129,12 @@ def first_facts(shell, built_dtb) -> Facts:
 
 
 @pytest.fixture(scope="session")
-def rproc_expected(emulated, first_facts) -> tuple[bool, str]:
-    """Whether the target should have a remoteproc: ``(expected, why)``."""
+def rproc_expected(request, emulated) -> tuple[bool, str]:
+    """Whether the target should have a remoteproc: ``(expected, why)``; the facts
+    are read only for a real board (the emulated one always has the cm4 node)."""
     if emulated:
         return True, "emulated i.MX7D: the board's DT has the cm4 node"
+    first_facts: Facts = request.getfixturevalue("first_facts")
     cm = first_facts.cm_nodes()
     if cm:
         return True, f"live device tree has {cm[0].path} ({cm[0].compatible[0]})"
