@@ -90,9 +90,21 @@ def check_cross_compiler(profile: Profile) -> str:
                                f"{profile.line_of('cross_compile')})") from e
 
 
+#: :func:`toolchain_versions` by CROSS_COMPILE and ARCH, for this process: the build
+#: stage's inputs and its manifest ask for the same twelve tool runs.
+_TOOLCHAIN_SEEN: dict[tuple[str, str], dict[str, str]] = {}
+
+
 def toolchain_versions(profile: Profile, runner: Runner | None = None) -> dict[str, str]:
-    """First ``--version`` line of the compiler, binutils, make and dtc, plus package versions."""
-    runner = runner or Runner()
+    """First ``--version`` line of the compiler, binutils, make and dtc, plus package versions
+    (asked once per process)."""
+    key = (profile.cross_compile, profile.arch)
+    if key not in _TOOLCHAIN_SEEN:
+        _TOOLCHAIN_SEEN[key] = _toolchain_versions(profile, runner or Runner())
+    return dict(_TOOLCHAIN_SEEN[key])
+
+
+def _toolchain_versions(profile: Profile, runner: Runner) -> dict[str, str]:
     out = {name: runner.first_line([tool, "--version"]) for name, tool in {
         "gcc": f"{profile.cross_compile}gcc",
         "binutils": f"{profile.cross_compile}ld",
