@@ -137,6 +137,10 @@ def main() -> int:
     set_tag(tmp, "edit-start")
     (tmp / "edit.config").write_text("")
     if args.clean:
+        # the tree back at the start tag (patch and configure re-applied, not timed), so
+        # that the first clean build is a build like the others and not also the undoing
+        # of the last loop edit
+        rprockit("build", "--profile", str(prof), "--workspace", str(ws))
         res["cases"]["clean"] = clean_cases(ws, prof, args.clean)
     res["machine"] = {"cores": os.cpu_count(), "platform": platform.platform(),
                       "python": platform.python_version(),
@@ -147,7 +151,14 @@ def main() -> int:
                     "ccache": version(["ccache", "--version"])}
     res["commands"] = {"edit": "rprockit loop " + " ".join(base) + "   # after set_tag()",
                        "noop": "rprockit loop " + " ".join(base),
-                       "kconfig": "rprockit loop " + " ".join(base) + "   # edit.config toggled"}
+                       "kconfig": "rprockit loop " + " ".join(base) + "   # edit.config toggled",
+                       "bench": "bench/bench.py " + " ".join(sys.argv[1:])}
+    if args.clean:
+        res["commands"]["clean"] = (
+            f"rm -rf O=; CCACHE_DISABLE=1 rprockit build --profile {prof} --workspace {ws}"
+            f"  vs  make -C src O=<empty, .config copied> ARCH=arm "
+            f"CROSS_COMPILE=arm-linux-gnueabihf- -j{os.cpu_count()} zImage modules "
+            "imx7d-sdb.dtb, alternating")
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     out_json = ROOT / "bench" / "results" / f"{stamp}.json"
     out_json.write_text(json.dumps(res, indent=2) + "\n")
