@@ -101,7 +101,9 @@ VENDOR_EXPECT = {
         # bcmdhd_1363 Kconfig's last entry is not indented (line 50)
         "build-compat": {"dtc-yylloc": ("needs-rebase", "nxp-4.14"),
                          "arm-march-cc-option": ("needs-rebase", "nxp-4.14"),
-                         "kconfig-bcmdhd-help": ("applies", "nxp-4.9")},
+                         "kconfig-bcmdhd-help": ("applies", "nxp-4.9"),
+                         # imx7d_pm_init() is the 4.14 one (pm-imx7.c line 1226)
+                         "imx7-pm-without-suspend": ("applies", "nxp-4.14")},
     },
     "nxp-4.14": {
         "imx-rproc": {"optional-mu-mailboxes": ("not-applicable", None),
@@ -114,7 +116,9 @@ VENDOR_EXPECT = {
                       "remoteproc-sysfs": ("already-present", None)},
         "build-compat": {"dtc-yylloc": ("applies", "nxp-4.14"),
                          "arm-march-cc-option": ("applies", "nxp-4.14"),
-                         "kconfig-bcmdhd-help": ("not-applicable", None)},
+                         "kconfig-bcmdhd-help": ("not-applicable", None),
+                         # "imx7_pm_set_lpsr_resume_addr(0);" unchecked (pm-imx7.c line 1226)
+                         "imx7-pm-without-suspend": ("applies", "nxp-4.14")},
     },
     "nxp-5.4": {
         "imx-rproc": {"optional-mu-mailboxes": ("applies", "nxp-5.4"),
@@ -128,7 +132,8 @@ VENDOR_EXPECT = {
         "build-compat": {"dtc-yylloc": ("already-present", None),
                          "arm-march-cc-option": ("applies", "nxp-5.4"),
                          # no drivers/net/wireless/bcmdhd_1363 outside the 4.9.88 tree
-                         "kconfig-bcmdhd-help": ("not-applicable", None)},
+                         "kconfig-bcmdhd-help": ("not-applicable", None),
+                         "imx7-pm-without-suspend": ("applies", "nxp-5.4")},
     },
     "nxp-5.15": {
         "imx-rproc": {
@@ -148,7 +153,9 @@ VENDOR_EXPECT = {
         # the dtc fix is in 5.15; "ARM: 9156/1" is in 5.15.71 (arch/arm/Makefile line 64)
         "build-compat": {"dtc-yylloc": ("already-present", None),
                          "arm-march-cc-option": ("already-present", None),
-                         "kconfig-bcmdhd-help": ("not-applicable", None)},
+                         "kconfig-bcmdhd-help": ("not-applicable", None),
+                         # the unchecked write one line later (pm-imx7.c line 1224)
+                         "imx7-pm-without-suspend": ("needs-rebase", "nxp-5.4")},
     },
     "nxp-6.1": {
         "imx-rproc": {"optional-mu-mailboxes": ("already-present", None),
@@ -161,7 +168,9 @@ VENDOR_EXPECT = {
                       "remoteproc-sysfs": ("already-present", None)},
         "build-compat": {"dtc-yylloc": ("already-present", None),
                          "arm-march-cc-option": ("already-present", None),
-                         "kconfig-bcmdhd-help": ("not-applicable", None)},
+                         "kconfig-bcmdhd-help": ("not-applicable", None),
+                         # the unchecked write one line later (pm-imx7.c line 1224)
+                         "imx7-pm-without-suspend": ("needs-rebase", "nxp-5.4")},
     },
 }
 VENDOR_TREES = [("RPROCKIT_NXP_4_9_TREE", "nxp-4.9"), ("RPROCKIT_NXP_4_14_TREE", "nxp-4.14"),

@@ -22,6 +22,16 @@ the same way on QEMU 10's ``imx8mp-evk`` through rprockit's EL3 monitor
 (``nxp-imx8mp-5.15-qemu``, ``targets/qemu-imx8mp.yaml``): patched through
 ``all``, and unpatched (``build`` only) for the loadable-imx-rpmsg "before".
 
+NXP linux-imx 4.14.78 (``RPROCKIT_NXP_4_14_TREE``) is built with and without
+the series from ``nxp-imx7d-4.14-qemu`` and boots on the same board; its test
+is the empty-resource-table fix: a firmware without ``.resource_table``.
+Unpatched, ``rproc_fw_boot()`` (drivers/remoteproc/remoteproc_core.c line 939)
+logs "Failed to find resource table" and returns -EINVAL, which
+``state_store()`` (remoteproc_sysfs.c line 105) logs as "Boot failed: -22";
+the state stays offline.  Patched, the core logs "No resource table in
+firmware, booting without resources", loads the segments, ``imx_rproc_start()``
+writes SRC_M4RCR and the state reads running.
+
 Expected results, derived from the NXP 5.4.47 source first:
 
 * optional-mu-mailboxes: unpatched ``imx_rproc_db_channel_init()``
@@ -139,16 +149,19 @@ def patched_manifest(patched54) -> Manifest:
     return Manifest.load(man)
 
 
-def _images(tmp: Path, man: Manifest, modules: list[Path]) -> Path:
+def _images(tmp: Path, man: Manifest, modules: list[Path],
+            firmware: tuple[Path, ...] = ()) -> Path:
     """LG_RPROCKIT_IMAGES: zImage, dtbs/ and an initramfs with ``modules``, the
-    firmware and the kernel's modules.builtin (busybox modprobe reads it)."""
+    firmware (and ``firmware``) and the kernel's modules.builtin (busybox modprobe
+    reads it)."""
     images = tmp / "images"
     images.mkdir()
     (images / "zImage").symlink_to(man.artifacts / "zImage")
     (images / "dtbs").symlink_to(man.artifacts / "dtbs")
     out = man.artifacts.parent / "out"
     rel = man.kernel_release
-    make_initramfs("arm", rel, modules, [man.artifacts / "firmware" / man.firmware_name],
+    make_initramfs("arm", rel, modules,
+                   [man.artifacts / "firmware" / man.firmware_name, *firmware],
                    images / "initramfs.cpio", epoch=0,
                    extra_files={f"/lib/modules/{rel}/modules.builtin": out / "modules.builtin"})
     return images
@@ -455,3 +468,101 @@ def test_nxp515_imx_rpmsg_unpatched_is_builtin(unpatched515, tmp_path):
         assert rm_rc != 0
         # busybox's words for kmod's "rmmod: ERROR: Module imx_rpmsg is builtin."
         assert "module imx_rpmsg is builtin" in mp_out and mp_rc != 0
+
+
+# -- NXP 4.14: empty-resource-table ---------------------------------------------------------
+#: NXP 4.14.78 on the emulated i.MX7D: the shipped profile and its build without the series.
+PATCHED414 = "nxp-imx7d-4.14-qemu"
+UNPATCHED414 = f"{PATCHED414}-unpatched"
+#: A Cortex-M4 ELF without .resource_table (tests/fixtures/preflight/fw.c -DNO_RSC_TABLE),
+#: linked for the DDR alias 0x1FE00000 (the board DTS's m4_reserved at 0x8fe00000).
+NORSC = "rproc-norsc.elf"
+PREFLIGHT = ROOT / "tests" / "fixtures" / "preflight"
+
+
+@pytest.fixture(scope="module")
+def tree414() -> Path:
+    return vendor_tree("RPROCKIT_NXP_4_14_TREE")
+
+
+def _manifest(proc, name: str) -> Manifest:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return Manifest.load(TEST_WS / name / "artifacts" / "manifest.json")
+
+
+@pytest.fixture(scope="module")
+def patched414(tree414) -> Manifest:
+    """``rprockit build`` of ``nxp-imx7d-4.14-qemu`` as shipped; its manifest."""
+    proc, _ = _pipeline("build", PATCHED414, tree414, unpatched=False, shipped=PATCHED414)
+    return _manifest(proc, PATCHED414)
+
+
+@pytest.fixture(scope="module")
+def unpatched414(tree414) -> Manifest:
+    """The same build without ``patches/imx-rproc``; its manifest."""
+    proc, _ = _pipeline("build", UNPATCHED414, tree414, unpatched=True, shipped=PATCHED414)
+    return _manifest(proc, UNPATCHED414)
+
+
+@pytest.fixture(scope="module")
+def norsc_firmware(tmp_path_factory) -> Path:
+    elf = tmp_path_factory.mktemp("fw414") / NORSC
+    Runner().run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-Os", "-ffreestanding",
+                  "-nostdlib", "-nostartfiles", "-Wl,--build-id=none",
+                  f"-I{ROOT / 'firmware' / 'rproc-test'}", "-DNO_RSC_TABLE",
+                  "-T", PREFLIGHT / "imx7d-ddr.ld", PREFLIGHT / "fw.c", "-o", elf])
+    return elf
+
+
+def _start_norsc_414(sh: TargetShell) -> tuple[str, int, str, list[str]]:
+    """Load imx_rproc, end its auto boot, start the no-table firmware.
+
+    NXP 4.14's rproc_add() auto-boots "rproc-imx-rproc-fw" (rproc_alloc(),
+    remoteproc_core.c line 1396), which the initramfs lacks; with
+    CONFIG_FW_LOADER_USER_HELPER_FALLBACK=y (imx_v7_defconfig) each of its two
+    requests (rproc_trigger_auto_boot(), then rproc_boot()) waits 60 s for user
+    space, so the test aborts them through ``loading`` (echo -1) until the core
+    logs "request_firmware failed".  Returns ``(start output, rc, state, log)``.
+    """
+    sh.check("modprobe imx_rproc")
+    sh.check("for i in $(seq 100); do dmesg | grep -q 'request_firmware failed' && break; "
+             "for f in /sys/class/firmware/rproc-imx-rproc-fw/loading; do "
+             "[ -e $f ] && echo -1 > $f; done; sleep 0.2; done", timeout=60)
+    assert sh.read(f"{RPROC}/state") == "offline"
+    sh.check("dmesg -c > /dev/null")
+    out, rc = sh.run(f"echo {NORSC} > {RPROC}/firmware && {{ echo start > {RPROC}/state; }} 2>&1")
+    return out, rc, sh.read(f"{RPROC}/state"), _klog(sh)
+
+
+def test_norsc_unpatched_414_fails_to_find_the_table(unpatched414, norsc_firmware, tmp_path):
+    """Unpatched NXP 4.14: rproc_fw_boot() (remoteproc_core.c line 939) refuses the
+    firmware: "Failed to find resource table", state_store() "Boot failed: -22"."""
+    man = unpatched414
+    images = _images(tmp_path, man, _modules(man, "imx_rproc"), (norsc_firmware,))
+    with _booted(images) as (sh, boot_s):
+        assert sh.check("uname -r").strip() == man.kernel_release
+        out, rc, state, klog = _start_norsc_414(sh)
+        print(f"boot to shell {boot_s:.1f} s; echo start: rc {rc} {out!r}; state {state}",
+              *klog, sep="\n")
+        assert rc != 0 and state == "offline"
+        assert "remoteproc remoteproc0: Failed to find resource table" in klog, klog
+        assert "remoteproc remoteproc0: Boot failed: -22" in klog, klog
+
+
+def test_norsc_patched_414_runs(patched414, norsc_firmware, tmp_path):
+    """Patched: the firmware boots with no resources, the state reads running, stop works."""
+    man = patched414
+    images = _images(tmp_path, man, _modules(man, "imx_rproc"), (norsc_firmware,))
+    with _booted(images) as (sh, boot_s):
+        assert sh.check("uname -r").strip() == man.kernel_release
+        out, rc, state, klog = _start_norsc_414(sh)
+        sh.check(f"echo stop > {RPROC}/state")
+        after = sh.read(f"{RPROC}/state")
+        print(f"boot to shell {boot_s:.1f} s; echo start: rc {rc} {out!r}; state {state}; "
+              f"after stop {after}", *klog, sep="\n")
+        assert rc == 0 and state == "running", (out, klog)
+        assert ("remoteproc remoteproc0: No resource table in firmware, booting without "
+                "resources") in klog, klog
+        assert "remoteproc remoteproc0: remote processor imx-rproc is now up" in klog, klog
+        assert not any("Failed to find resource table" in ln for ln in klog)
+        assert after == "offline"
