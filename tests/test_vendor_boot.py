@@ -67,17 +67,15 @@ Expected results, derived from the NXP 5.4.47 source first:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import _REAL_HOME, TEST_WS, rprockit
-from vendor_boot import ROOT, tree_profile, vendor_tree
+from vendor_boot import ROOT, booted, kernel_log, tree_profile, vendor_tree
 
 from rprockit.el3boot import boot_dtb, build_monitor
 from rprockit.initramfs import make_initramfs
@@ -85,7 +83,7 @@ from rprockit.manifest import Manifest
 from rprockit.preflight.soc import load_soc
 from rprockit.runner import Runner
 from rprockit.verify.integrity import compare, expected_spans, read_back
-from rprockit.verify.target_shell import TargetShell, images_env, open_shell
+from rprockit.verify.target_shell import TargetShell
 
 PATCHED = "nxp-imx7d-5.4-qemu"
 IMX8MP = "nxp-imx8mp-5.15-qemu"
@@ -98,7 +96,6 @@ RPROC = "/sys/class/remoteproc/remoteproc0"
 PROFILES_DIR = TEST_WS / "vendor-profiles"
 #: What memory holds before a load in the ELF test: anything but the ELF's bytes.
 STALE = 0xA5A5A5A5
-_TS = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 
 pytestmark = [
     pytest.mark.slow,
@@ -190,23 +187,9 @@ def _images_8mp(tmp: Path, man: Manifest, modules: list[Path]) -> Path:
     return images
 
 
-@contextlib.contextmanager
-def _booted(images: Path, target_file: Path = TARGET) -> Iterator[tuple[TargetShell, float]]:
-    """Boot the emulated board; yield ``(shell, seconds to the shell)``."""
-    from labgrid import Environment
-
-    with images_env(images):
-        target = Environment(str(target_file)).get_target("main")
-        t0 = time.monotonic()
-        try:
-            with open_shell(target, target_file) as sh:
-                yield sh, time.monotonic() - t0
-        finally:
-            target.cleanup()
-
-
-def _klog(sh: TargetShell) -> list[str]:
-    return [_TS.sub("", ln) for ln in sh.check("dmesg").splitlines() if ln.strip()]
+def _booted(images: Path, target_file: Path = TARGET):
+    """Boot the emulated board; ``(shell, seconds to the shell)`` (:func:`vendor_boot.booted`)."""
+    return booted(images, target_file)
 
 
 def _modules(man: Manifest, *names: str) -> list[Path]:
@@ -232,8 +215,8 @@ def test_nxp54_all_through_verify(patched54, patched_manifest):
         print(f"  {row['check']}: {row['outcome']}  {row['evidence'].splitlines()[:3]}")
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert patched_manifest.kernel_release.startswith("5.4.47")
-    kernel_log = (verify / "kernel.log").read_text()
-    assert "Linux version 5.4.47" in kernel_log
+    log_text = (verify / "kernel.log").read_text()
+    assert "Linux version 5.4.47" in log_text
 
 
 # -- optional-mu-mailboxes ------------------------------------------------------------------
@@ -243,7 +226,7 @@ def test_mu_unpatched_probe_fails_with_einval(unpatched54, tmp_path):
     with _booted(images) as (sh, boot_s):
         assert sh.check("uname -r").strip() == unpatched54.kernel_release
         out, rc = sh.run("modprobe imx_rproc 2>&1")
-        klog = _klog(sh)
+        klog = kernel_log(sh)
         ev = [ln for ln in klog if "rproc" in ln]
         print(f"boot to shell {boot_s:.1f} s; modprobe imx_rproc rc {rc} {out!r}", *ev, sep="\n")
         assert rc == 0, out  # the module loads; its probe fails
@@ -266,7 +249,7 @@ def test_mu_patched_probes_and_cycles(patched_manifest, tmp_path):
             up = sh.read(f"{RPROC}/state")
             sh.check(f"echo stop > {RPROC}/state")
             states.append((up, sh.read(f"{RPROC}/state")))
-        klog = _klog(sh)
+        klog = kernel_log(sh)
         ev = [ln for ln in klog if "rproc" in ln or "mbox" in ln]
         print(f"boot to shell {boot_s:.1f} s; cycles {states}", *ev, sep="\n")
         assert "imx-rproc imx7d-cm4: No mbox-names, running without mailboxes" in klog
@@ -388,7 +371,7 @@ def test_imx_rpmsg_patched_unloads_and_reloads(patched_manifest, tmp_path):
             rows.append((state, drv, virtio, rc, sh.exists("/sys/module/imx_rpmsg")))
         sh.run("mount -t debugfs none /sys/kernel/debug 2>/dev/null")
         deferred = sh.check("cat /sys/kernel/debug/devices_deferred 2>/dev/null; true")
-        klog = _klog(sh)
+        klog = kernel_log(sh)
         print(*rows, f"devices_deferred: {deferred.strip()!r}",
               *[ln for ln in klog if "rpmsg" in ln.lower()], sep="\n")
         assert rows == [("live", True, [], 0, False)] * 3, rows
@@ -434,7 +417,7 @@ def test_nxp515_imx_rpmsg_patched_unloads_and_reloads(patched515, tmp_path):
             drv = sh.exists("/sys/bus/platform/drivers/imx-rpmsg")
             _out, rc = sh.run("rmmod imx_rpmsg 2>&1")
             rows.append((state, drv, rc, sh.exists("/sys/module/imx_rpmsg")))
-        klog = _klog(sh)
+        klog = kernel_log(sh)
         print(f"boot to shell {boot_s:.1f} s", *rows, sep="\n")
         assert rows == [("live", True, 0, False)] * 3, rows
         assert not any(re.search(r"Oops|BUG:|WARNING:", ln) for ln in klog)
@@ -531,7 +514,7 @@ def _start_norsc_414(sh: TargetShell) -> tuple[str, int, str, list[str]]:
     assert sh.read(f"{RPROC}/state") == "offline"
     sh.check("dmesg -c > /dev/null")
     out, rc = sh.run(f"echo {NORSC} > {RPROC}/firmware && {{ echo start > {RPROC}/state; }} 2>&1")
-    return out, rc, sh.read(f"{RPROC}/state"), _klog(sh)
+    return out, rc, sh.read(f"{RPROC}/state"), kernel_log(sh)
 
 
 def test_norsc_unpatched_414_fails_to_find_the_table(unpatched414, norsc_firmware, tmp_path):

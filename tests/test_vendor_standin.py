@@ -41,16 +41,14 @@ Expected results, derived from the NXP 5.15.71 source first:
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import _REAL_HOME, TEST_WS, rprockit
-from vendor_boot import ROOT, tree_profile, vendor_tree
+from vendor_boot import ROOT, booted, kernel_log, tree_profile, vendor_tree
 
 from rprockit.build import build_board_dtb
 from rprockit.el3boot import STANDIN_LEGACY_FIRMWARE, boot_dtb, build_monitor, build_standin
@@ -58,7 +56,7 @@ from rprockit.initramfs import make_initramfs
 from rprockit.manifest import Manifest
 from rprockit.profile import load_profile
 from rprockit.runner import Runner
-from rprockit.verify.target_shell import TargetShell, images_env, open_shell, q
+from rprockit.verify.target_shell import TargetShell, q
 from rprockit.workspace import Workspace
 
 PROFILE = "nxp-imx8mp-5.15-qemu"
@@ -78,7 +76,6 @@ EMULATED = ("emulated: the remote core (the fourth Cortex-A53 runs firmware/stan
             "-DSTANDIN_LEGACY in place of the M7) and the MU (a RAM page it serves); real: "
             "the NXP 5.15.71 kernel, imx_rproc, imx-mailbox, imx_rpmsg, virtio_rpmsg_bus, "
             "rpmsg_ns, imx_rpmsg_tty")
-_TS = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 
 pytestmark = [
     pytest.mark.slow,
@@ -126,24 +123,6 @@ def _images(tmp: Path, man: Manifest, ws: Workspace, profile: Path) -> Path:
     return images
 
 
-@contextlib.contextmanager
-def _booted(images: Path) -> Iterator[tuple[TargetShell, float]]:
-    from labgrid import Environment
-
-    with images_env(images):
-        target = Environment(str(TARGET)).get_target("main")
-        t0 = time.monotonic()
-        try:
-            with open_shell(target, TARGET) as sh:
-                yield sh, time.monotonic() - t0
-        finally:
-            target.cleanup()
-
-
-def _klog(sh: TargetShell) -> list[str]:
-    return [_TS.sub("", ln) for ln in sh.check("dmesg").splitlines() if ln.strip()]
-
-
 def _channels(sh: TargetShell, wait_for: str | None = CHANNEL) -> list[str]:
     """Every RPMsg channel's name, after waiting up to 10 s for ``wait_for``."""
     wait = (f"i=0; while [ $i -lt 100 ] && ! grep -qx {q(wait_for)} "
@@ -176,7 +155,7 @@ def test_imx_rpmsg_reload_after_remote_restart_brings_rpmsg_back(built515, tmp_p
     man, ws, profile = built515
     images = _images(tmp_path, man, ws, profile)
     ev: list[str] = [EMULATED]
-    with _booted(images) as (sh, boot_s):
+    with booted(images, TARGET) as (sh, boot_s):
         ev.append(f"boot to shell: {boot_s:.1f} s; {sh.check('uname -r').strip()}")
         assert sh.check("uname -r").strip() == man.kernel_release
         fwdir = "/lib/firmware"
@@ -232,7 +211,7 @@ def test_imx_rpmsg_reload_after_remote_restart_brings_rpmsg_back(built515, tmp_p
             assert int(m.group(2)) == starts + 1, (status, starts)
             starts = int(m.group(2))
         sh.check(f"echo stop > {RPROC}/state")
-        klog = _klog(sh)
+        klog = kernel_log(sh)
     loads = 1 + CYCLES
     counts = {
         "imx rpmsg driver is registered.": loads,
@@ -268,7 +247,7 @@ def test_imx_rpmsg_loaded_before_the_remote_runs(built515, tmp_path):
     brings nothing back; a restart of the remote and then the reload do."""
     man, ws, profile = built515
     images = _images(tmp_path, man, ws, profile)
-    with _booted(images) as (sh, _boot_s):
+    with booted(images, TARGET) as (sh, _boot_s):
         sh.check("modprobe imx_rproc && modprobe virtio_rpmsg_bus && modprobe imx_rpmsg_tty && "
                  "modprobe imx_rpmsg")
         sh.check(f"cp /lib/firmware/{STANDIN_LEGACY_FIRMWARE[0]} /lib/firmware/{FW} && "
@@ -281,7 +260,7 @@ def test_imx_rpmsg_loaded_before_the_remote_runs(built515, tmp_path):
         restarted = _channels(sh)
         echo = _roundtrip(sh, "rprockit-late", "rprockit-late")
         sh.check(f"echo stop > {RPROC}/state")
-        klog = _klog(sh)
+        klog = kernel_log(sh)
     created = [ln for ln in klog if f"creating channel {CHANNEL}" in ln]
     online = [ln for ln in klog if "rpmsg host is online" in ln]
     print(EMULATED, f"imx_rpmsg loaded, then the remote started: channels {started}",

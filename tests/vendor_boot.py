@@ -11,11 +11,17 @@ exactly as ``invoke all --profile NAME`` does, in the shared test workspace.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from rprockit.verify.target_shell import TargetShell, images_env, open_shell
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "kernel_configs" / "profiles"
@@ -117,3 +123,27 @@ def _without_series_symbols(fragment: Path, out_dir: Path) -> str:
     _write_if_changed(out, f"# {fragment.name} without the symbols of the fix series\n"
                       + "\n".join(keep) + "\n")
     return str(out)
+
+
+_TS = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+
+
+@contextlib.contextmanager
+def booted(images: Path, target_file: Path) -> Iterator[tuple[TargetShell, float]]:
+    """Boot the emulated board of ``target_file`` on ``images`` (``LG_RPROCKIT_IMAGES``);
+    yield ``(shell, seconds to the shell)``."""
+    from labgrid import Environment
+
+    with images_env(images):
+        target = Environment(str(target_file)).get_target("main")
+        t0 = time.monotonic()
+        try:
+            with open_shell(target, target_file) as sh:
+                yield sh, time.monotonic() - t0
+        finally:
+            target.cleanup()
+
+
+def kernel_log(sh: TargetShell) -> list[str]:
+    """The target's kernel log, one line per entry, without timestamps."""
+    return [_TS.sub("", ln) for ln in sh.check("dmesg").splitlines() if ln.strip()]
