@@ -482,7 +482,7 @@ def build_out_of_tree(profile: Profile, ws: Workspace, env: dict[str, str], jobs
         log.write_text("")
         progress(f"out-of-tree set {s.name}: sources from {s.donor.describe()}")
         built.append(oot.build_set(s, profile.modules.file, ws.src, ws.out,
-                                   ws.base / "oot" / s.name, args, env, log, release,
+                                   ws.oot_dir(s.name), args, env, log, release,
                                    ws.base / "reports" / f"oot-{s.name}", runner, progress,
                                    target, epoch))
     return built

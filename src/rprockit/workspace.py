@@ -7,6 +7,7 @@ Layout under the workspace root (default ``./build``, or ``$RPROCKIT_WORKSPACE``
     <root>/<profile>/artifacts/   collected outputs + manifest.json
     <root>/<profile>/state/       one JSON per stage: its input fingerprint
     <root>/<profile>/logs/        full tool logs
+    <root>/<profile>/oot/<set>/   out-of-tree module sets: donor sources, Kbuild, .ko
     <root>/<profile>/verify/      verify results (JUnit XML, JSON, table)
     <root>/cache/                 downloaded Debian packages
 """
@@ -69,6 +70,10 @@ class Workspace:
     @property
     def cache(self) -> Path:
         return self.root / "cache"
+
+    def oot_dir(self, set_name: str) -> Path:
+        """The build directory of out-of-tree module set ``set_name``."""
+        return self.base / "oot" / set_name
 
     def state_file(self, stage: str) -> Path:
         return self.base / "state" / f"{stage}.json"

@@ -56,7 +56,7 @@ def _oot_dirs(ctx: StageContext) -> list[Path]:
     module set's order."""
     mods = ctx.profile.modules
     sets = mods.out_of_tree if mods is not None else []
-    return [ctx.ws.base / "oot" / s.name for s in sets if (ctx.ws.base / "oot" / s.name).is_dir()]
+    return [d for d in (ctx.ws.oot_dir(s.name) for s in sets) if d.is_dir()]
 
 
 def run(ctx: StageContext) -> Outcome:

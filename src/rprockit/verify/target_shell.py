@@ -90,6 +90,11 @@ class TargetShell:
     _seen_at_last_ts: set[str] = field(default_factory=set)
     _dmesg_ok: bool | None = None
 
+    def _fits(self, cmd: str) -> bool:
+        """``cmd`` fits one command: always over SSH, within :data:`CONSOLE_MAX_LINE` (after
+        the ShellDriver's own quoting) on a console."""
+        return isinstance(self.driver, SSHCommand) or len(shlex.quote(cmd)) <= CONSOLE_MAX_LINE
+
     def for_each(self, items: list[str], body: str, timeout: float = 30.0) -> str:
         """Run ``for f in ITEMS; do BODY; done; true`` in as few commands as fit a console
         line (:data:`CONSOLE_MAX_LINE`; one command over SSH); return their stdout, joined.
@@ -106,8 +111,7 @@ class TargetShell:
         batches: list[list[str]] = [[]]
         for item in (q(i) for i in items):
             cmd = head + " ".join([*batches[-1], item]) + tail
-            if batches[-1] and not isinstance(self.driver, SSHCommand) and \
-                    len(shlex.quote(cmd)) > CONSOLE_MAX_LINE:
+            if batches[-1] and not self._fits(cmd):
                 batches.append([])
             batches[-1].append(item)
         outs = [self.run(head + " ".join(b) + tail, timeout=timeout)[0] for b in batches if b]
@@ -119,7 +123,7 @@ class TargetShell:
         Raises:
             ValueError: ``cmd`` is too long for a serial console's line editor.
         """
-        if not isinstance(self.driver, SSHCommand) and len(shlex.quote(cmd)) > CONSOLE_MAX_LINE:
+        if not self._fits(cmd):
             raise ValueError(f"command of {len(cmd)} bytes is too long for a console line: "
                              f"{cmd[:80]}")
         out, err, rc = self.driver.run(cmd, timeout=timeout)
