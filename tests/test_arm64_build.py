@@ -1,6 +1,8 @@
 """The arm64 profile (i.MX8MM) is built for real, not booted: QEMU has no i.MX8MM machine."""
 
 import json
+import os
+import shutil
 import subprocess
 
 import pytest
@@ -15,7 +17,11 @@ def arm64_build():
     proc = rprockit("build", "--profile", PROFILE, "--workspace", str(TEST_WS),
                     env={"HOME": _REAL_HOME, "RPROCKIT_ROOT": str(ROOT)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return TEST_WS / PROFILE / "artifacts"
+    yield TEST_WS / PROFILE / "artifacts"
+    if os.environ.get("RPROCKIT_TEST_PRUNE") == "1":
+        # no later test reads this workspace: with RPROCKIT_TEST_PRUNE=1 (CI) its kernel
+        # tree and build (about 1.8 GiB) go now; without it they stay for the next session
+        shutil.rmtree(TEST_WS / PROFILE)
 
 
 def test_arm64_artifacts(arm64_build):

@@ -74,3 +74,6 @@ def test_default_profile_is_bit_identical(default_pipeline):
     assert "arch/arm/boot/zImage" in names
     assert any(n.endswith("imx_rproc.ko") for n in names)
     assert any(n.endswith("imx7d-sdb.dtb") for n in names)
+    # identical builds leave nothing to inspect: their O= directories are gone
+    assert not (ws / PROFILE / "repro" / "a").exists()
+    assert not (ws / PROFILE / "repro" / "b").exists()

@@ -295,7 +295,8 @@ def configure(c, profile=None, workspace=None, base_config=None, target=None,
 @task(help={**HELP, "force": "rebuild even when inputs are unchanged",
             "verbose": "print every command",
             "check_reproducible": "two clean builds without ccache in different directories; "
-                                  "compare every image, DTB and .ko (exit 2 on any difference)",
+                                  "compare every image, DTB and .ko (exit 2 on any difference; "
+                                  "the two builds stay in <workspace>/repro/ only then)",
             "base_config": BASE_CONFIG_HELP, "match_target": MATCH_HELP,
             "target": "the running target (--base-config target, --match-target)",
             "modules_only": "only the module set, against the image already built or "

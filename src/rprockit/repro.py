@@ -122,7 +122,8 @@ def check_reproducible(profile: Profile, ws: Workspace, runner: Runner | None = 
 
     Args:
         profile: the profile (its configure stage must have run).
-        ws: the workspace; builds go to ``<ws.base>/repro/``.
+        ws: the workspace; builds go to ``<ws.base>/repro/a`` and ``b``, which are
+            removed when the builds are identical and kept when they differ.
         runner: runs git, make and diffoscope.
         progress: per output line of make.
         jobs: make -j (default: CPU count).
@@ -167,4 +168,9 @@ def check_reproducible(profile: Profile, ws: Workspace, runner: Runner | None = 
                        ws.base / "reports" / "diffoscope", runner)
     rep.seconds = seconds
     write_json_atomic(ws.base / "reports" / "reproducibility.json", rep.to_dict())
+    if rep.identical:
+        # nothing to inspect: the two O= directories (about 130 MiB each for the
+        # default profile) go; differing builds stay for diffoscope and the user
+        for name in ("a", "b"):
+            shutil.rmtree(base / name, ignore_errors=True)
     return rep
