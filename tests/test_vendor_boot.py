@@ -549,3 +549,20 @@ def test_norsc_patched_414_runs(patched414, norsc_firmware, tmp_path):
         assert "remoteproc remoteproc0: remote processor imx-rproc is now up" in klog, klog
         assert not any("Failed to find resource table" in ln for ln in klog)
         assert after == "offline"
+
+
+def test_build_only_414_profile_links(tree414):
+    """``nxp-imx7d-4.14`` as shipped (build only, ``# CONFIG_NET is not set``) links.
+
+    NXP 4.14's ``QTI_QRTR`` (drivers/qti/qrtr/Kconfig line 4, default y) has no
+    ``depends on NET``; ``nxp-4.14-quick.config`` turns it off, or vmlinux has
+    undefined ``sock_register`` and ``proto_register`` from drivers/qti/qrtr/qrtr.o.
+    """
+    name = "nxp-imx7d-4.14"
+    proc, wall = _pipeline("build", name, tree414, unpatched=False, shipped=name)
+    man = _manifest(proc, name)
+    print(f"nxp-imx7d-4.14 build: {wall:.1f} s wall, release {man.kernel_release}")
+    assert man.kernel_release.startswith("4.14.78")
+    for art in ("zImage", "dtbs/imx7d-sdb-m4.dtb", "modules/imx_rproc.ko",
+                "modules/imx_rpmsg.ko"):
+        assert art in man.outputs, (art, sorted(man.outputs))
