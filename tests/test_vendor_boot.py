@@ -187,11 +187,6 @@ def _images_8mp(tmp: Path, man: Manifest, modules: list[Path]) -> Path:
     return images
 
 
-def _booted(images: Path, target_file: Path = TARGET):
-    """Boot the emulated board; ``(shell, seconds to the shell)`` (:func:`vendor_boot.booted`)."""
-    return booted(images, target_file)
-
-
 def _modules(man: Manifest, *names: str) -> list[Path]:
     return [man.artifacts / "modules" / f"{n}.ko" for n in names]
 
@@ -223,7 +218,7 @@ def test_nxp54_all_through_verify(patched54, patched_manifest):
 def test_mu_unpatched_probe_fails_with_einval(unpatched54, tmp_path):
     """Unpatched NXP 5.4: imx_rproc without mbox-names fails its probe with -22."""
     images = _images(tmp_path, unpatched54, _modules(unpatched54, "imx_rproc"))
-    with _booted(images) as (sh, boot_s):
+    with booted(images, TARGET) as (sh, boot_s):
         assert sh.check("uname -r").strip() == unpatched54.kernel_release
         out, rc = sh.run("modprobe imx_rproc 2>&1")
         klog = kernel_log(sh)
@@ -238,7 +233,7 @@ def test_mu_patched_probes_and_cycles(patched_manifest, tmp_path):
     """Patched: imx_rproc runs without mailboxes, stops the early-booted core, cycles."""
     man = patched_manifest
     images = _images(tmp_path, man, _modules(man, "imx_rproc"))
-    with _booted(images) as (sh, boot_s):
+    with booted(images, TARGET) as (sh, boot_s):
         assert sh.check("uname -r").strip() == man.kernel_release
         sh.check("modprobe imx_rproc")
         _stop_early_booted(sh)
@@ -286,7 +281,7 @@ def _load_and_read_back(man: Manifest, images: Path) -> tuple[list, list[str]]:
     start the firmware, read each segment back; ``(SpanResults, evidence)``."""
     elf = man.artifacts / "firmware" / man.firmware_name
     spans = expected_spans(elf, load_soc("imx7d").att)
-    with _booted(images) as (sh, _boot):
+    with booted(images, TARGET) as (sh, _boot):
         sh.check("modprobe imx_rproc")
         _stop_early_booted(sh)
         for span in spans:
@@ -340,7 +335,7 @@ def test_imx_rpmsg_unpatched_is_builtin(unpatched54, tmp_path):
     out = man.artifacts.parent / "out"
     modinfo = (out / "modules.builtin.modinfo").read_bytes().split(b"\0")
     assert b"imx_rpmsg.description=iMX remote processor messaging virtio device" in modinfo
-    with _booted(_images(tmp_path, man, [])) as (sh, _boot):
+    with booted(_images(tmp_path, man, []), TARGET) as (sh, _boot):
         rel = man.kernel_release
         builtin = sh.check(f"grep imx_rpmsg /lib/modules/{rel}/modules.builtin; true").split()
         drv = sh.exists("/sys/bus/platform/drivers/imx-rpmsg")
@@ -360,7 +355,7 @@ def test_imx_rpmsg_patched_unloads_and_reloads(patched_manifest, tmp_path):
     node is deferred (no MU), so no vdev is registered."""
     man = patched_manifest
     mods = _modules(man, "imx_rpmsg", "imx_rpmsg_pingpong", "imx_rpmsg_tty")
-    with _booted(_images(tmp_path, man, mods)) as (sh, _boot):
+    with booted(_images(tmp_path, man, mods), TARGET) as (sh, _boot):
         rows = []
         for _ in range(3):
             sh.check("modprobe imx_rpmsg")
@@ -408,7 +403,7 @@ def test_nxp515_imx_rpmsg_patched_unloads_and_reloads(patched515, tmp_path):
     _proc, _wall, man = patched515
     assert man is not None
     mods = _modules(man, "rpmsg_core", "rpmsg_ns", "virtio_rpmsg_bus", "imx_rpmsg")
-    with _booted(_images_8mp(tmp_path, man, mods), TARGET_8MP) as (sh, boot_s):
+    with booted(_images_8mp(tmp_path, man, mods), TARGET_8MP) as (sh, boot_s):
         assert sh.check("uname -r").strip() == man.kernel_release
         rows = []
         for _ in range(3):
@@ -438,7 +433,7 @@ def test_nxp515_imx_rpmsg_unpatched_is_builtin(unpatched515, tmp_path):
     ``modprobe -r`` names it builtin and ``rmmod`` cannot remove it."""
     man = unpatched515
     assert not (man.artifacts / "modules" / "imx_rpmsg.ko").exists()
-    with _booted(_images_8mp(tmp_path, man, []), TARGET_8MP) as (sh, boot_s):
+    with booted(_images_8mp(tmp_path, man, []), TARGET_8MP) as (sh, boot_s):
         rel = man.kernel_release
         assert sh.check("uname -r").strip() == rel
         builtin = sh.check(f"grep imx_rpmsg /lib/modules/{rel}/modules.builtin; true").split()
@@ -522,7 +517,7 @@ def test_norsc_unpatched_414_fails_to_find_the_table(unpatched414, norsc_firmwar
     firmware: "Failed to find resource table", state_store() "Boot failed: -22"."""
     man = unpatched414
     images = _images(tmp_path, man, _modules(man, "imx_rproc"), (norsc_firmware,))
-    with _booted(images) as (sh, boot_s):
+    with booted(images, TARGET) as (sh, boot_s):
         assert sh.check("uname -r").strip() == man.kernel_release
         out, rc, state, klog = _start_norsc_414(sh)
         print(f"boot to shell {boot_s:.1f} s; echo start: rc {rc} {out!r}; state {state}",
@@ -536,7 +531,7 @@ def test_norsc_patched_414_runs(patched414, norsc_firmware, tmp_path):
     """Patched: the firmware boots with no resources, the state reads running, stop works."""
     man = patched414
     images = _images(tmp_path, man, _modules(man, "imx_rproc"), (norsc_firmware,))
-    with _booted(images) as (sh, boot_s):
+    with booted(images, TARGET) as (sh, boot_s):
         assert sh.check("uname -r").strip() == man.kernel_release
         out, rc, state, klog = _start_norsc_414(sh)
         sh.check(f"echo stop > {RPROC}/state")
